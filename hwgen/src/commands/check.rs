@@ -1,0 +1,141 @@
+//! `hwgen check`: the derived view of a valid description, as a person reads it.
+
+use std::fmt::Write;
+
+use crate::spec::{Accelerator, TopKStrategy};
+
+/// Context lengths the cycle table shows besides `max_tokens`.
+const TABLE_TOKENS: [u32; 3] = [4096, 32768, 131072];
+
+/// Renders the derived widths, packing, storage and cycle model of `acc`.
+pub fn describe(acc: &Accelerator) -> String {
+    let cfg = acc.config();
+    let d = acc.derived();
+    let w = &d.widths;
+    let l = &d.layout;
+    let c = &d.cycles;
+    let mut out = String::new();
+    let o = &mut out;
+    let _ = writeln!(
+        o,
+        "accelerator `{}`: valid (target {} @ {} MHz)",
+        cfg.name, cfg.target.platform, cfg.target.clock_mhz
+    );
+    let _ = writeln!(
+        o,
+        "  pq shape      head_dim {} = m {} x {} dims, code_bits {} (K = {})",
+        cfg.pq.head_dim, cfg.pq.m, w.sub_dim, cfg.pq.code_bits, w.codebook_size
+    );
+    let _ = writeln!(
+        o,
+        "  widths        query {} | centroid {} | accumulator {} | LUT {} | score {} (signed bits)",
+        w.query_bits, w.centroid_bits, w.acc_bits, w.lut_bits, w.score_bits
+    );
+    let _ = writeln!(
+        o,
+        "  lut shift     0..={} ({} bits) | token index {} bits | count {} bits | k {} bits",
+        w.max_shift, w.shift_bits, w.index_bits, w.count_bits, w.k_bits
+    );
+    let _ = writeln!(
+        o,
+        "  code packing  {}-bit tokens, {} per {}-bit beat, {} padding bits, {} lanes = {} cycle(s) per beat",
+        w.token_bits,
+        l.tokens_per_beat,
+        l.beat_bits,
+        l.padding_bits,
+        cfg.scanner.lanes,
+        l.tokens_per_beat / cfg.scanner.lanes
+    );
+    let s = &d.storage;
+    let _ = writeln!(
+        o,
+        "  storage       codebooks {} | LUT {} x 2 (double buffer) | score buffer {} | queues {} (bits)",
+        s.codebook_bits, s.lut_bits, s.score_buffer_bits, s.queue_bits
+    );
+    let topk = match cfg.topk.strategy {
+        TopKStrategy::Systolic => format!("systolic, k_max {}", cfg.topk.k_max),
+        TopKStrategy::Select => format!(
+            "select, k_max {}, radix {} bits x {} digits",
+            cfg.topk.k_max, c.radix_bits, c.radix_digits
+        ),
+    };
+    let _ = writeln!(
+        o,
+        "  units         dist unit {} MACs | scanner {} lanes | top-k {}",
+        cfg.dist_unit.macs, cfg.scanner.lanes, topk
+    );
+    let _ = writeln!(
+        o,
+        "  cycle model   LUT build {} cycles (hidden behind scans of >= {} tokens), scan depth {}",
+        c.lut_build,
+        c.lut_build * u64::from(cfg.scanner.lanes),
+        c.scan_depth
+    );
+    let _ = writeln!(
+        o,
+        "  {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10}",
+        "tokens", "k", "scan", "drain", "latency", "interval", "scan eff", "eng eff", "Mtok/s"
+    );
+    let mut lengths: Vec<u32> = TABLE_TOKENS
+        .iter()
+        .copied()
+        .filter(|&n| n < cfg.engine.max_tokens)
+        .collect();
+    lengths.push(cfg.engine.max_tokens);
+    for n in lengths {
+        let k = acc.policy_k(n).clamp(1, cfg.topk.k_max);
+        let (n64, k64) = (u64::from(n), u64::from(k));
+        let interval = c.query_interval(n64, k64);
+        let mtoks = n as f64 * cfg.target.clock_mhz / interval as f64;
+        let _ = writeln!(
+            o,
+            "  {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8.3} {:>8.3} {:>10.1}",
+            n,
+            k,
+            c.scan(n64),
+            c.topk_drain(n64, k64),
+            c.query_latency(n64, k64),
+            interval,
+            c.scan_efficiency(n64),
+            c.engine_efficiency(n64, k64),
+            mtoks
+        );
+    }
+    let r = &cfg.retrieval;
+    let split = acc.policy_split(cfg.engine.max_tokens);
+    let _ = writeln!(
+        o,
+        "  retrieval     GQA {} | sink {} | budget {:.0}% (local window {:.0}%) -> at {} tokens: \
+         window {}, top-k {} of k_max {}",
+        r.gqa_group,
+        r.sink_tokens,
+        r.budget * 100.0,
+        r.local_fraction * 100.0,
+        cfg.engine.max_tokens,
+        split.local,
+        split.topk,
+        cfg.topk.k_max
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{AcceleratorBuilder, EngineConfig, PqConfig, ScannerConfig, TopKConfig};
+
+    #[test]
+    fn describes_widths_and_cycles() {
+        let acc = AcceleratorBuilder::new("demo", PqConfig::new(128, 2, 6))
+            .scanner(ScannerConfig::new(42))
+            .topk(TopKConfig::select(8192))
+            .engine(EngineConfig::new(131072))
+            .build()
+            .unwrap();
+        let text = describe(&acc);
+        assert!(text.contains("accumulator 22"), "{text}");
+        assert!(text.contains("42 per 512-bit beat"), "{text}");
+        assert!(text.contains("131072"), "{text}");
+        assert!(text.contains("top-k 6554 of k_max 8192"), "{text}");
+    }
+}

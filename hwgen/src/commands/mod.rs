@@ -1,0 +1,4 @@
+//! What the `hwgen` subcommands compute and print; the binary only parses arguments.
+
+pub mod check;
+pub mod golden;

@@ -1,0 +1,101 @@
+//! `hwgen`: the command-line front end of kvpq.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use hwgen::commands::{check, golden};
+use hwgen::spec::Accelerator;
+
+/// Generate, check and model FPGA accelerators for PQ-based KV-cache retrieval.
+#[derive(Parser)]
+#[command(name = "hwgen", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate accelerator descriptions and print their derived widths and cycle model.
+    Check {
+        /// TOML descriptions (e.g. examples/*.toml).
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
+    },
+    /// Run the bit-exact golden model on clustered synthetic keys and report recall@k.
+    Golden {
+        /// TOML description.
+        config: PathBuf,
+        /// Context length in tokens (capped by engine.max_tokens).
+        #[arg(long, default_value_t = 16384)]
+        tokens: u32,
+        /// Decoding steps (queries).
+        #[arg(long, default_value_t = 16)]
+        queries: usize,
+        /// Seed of the synthetic data and of k-means.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Lloyd iterations per subspace.
+        #[arg(long, default_value_t = 25)]
+        kmeans_iters: usize,
+    },
+}
+
+fn load(path: &Path) -> Result<Accelerator> {
+    Accelerator::from_toml_file(path).with_context(|| format!("config {}", path.display()))
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Check { configs } => {
+            let mut failed = false;
+            for path in &configs {
+                match load(path) {
+                    Ok(acc) => println!("{}: {}", path.display(), check::describe(&acc)),
+                    Err(e) => {
+                        eprintln!("{}: error: {e:#}", path.display());
+                        failed = true;
+                    }
+                }
+            }
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Golden {
+            config,
+            tokens,
+            queries,
+            seed,
+            kmeans_iters,
+        } => {
+            let acc = load(&config)?;
+            let opts = golden::GoldenOptions {
+                tokens,
+                queries,
+                seed,
+                kmeans_iters,
+                progress: std::io::stderr().is_terminal(),
+            };
+            let report = golden::run(&acc, &opts).context("golden model")?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The derived view of a validated accelerator: every width, the code packing and the cycle
+//! model. Emitters, the golden model and the runtime all read these numbers from here.
+
+use serde::Serialize;
+
+use super::config::{AcceleratorConfig, TopKStrategy};
+
+/// Smallest `c` with `2^c >= n` (0 for n <= 1).
+pub fn ceil_log2(n: u64) -> u32 {
+    if n <= 1 {
+        0
+    } else {
+        64 - (n - 1).leading_zeros()
+    }
+}
+
+/// Bit length of `v` (0 for 0), as in DESIGN.md section 3.
+pub fn bit_length(v: u64) -> u32 {
+    64 - v.leading_zeros()
+}
+
+/// Bits of an unsigned field that must hold values up to `v` (at least 1).
+pub fn unsigned_bits(v: u64) -> u32 {
+    bit_length(v).max(1)
+}
+
+/// Signed widths of the datapath, in bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Widths {
+    /// D / M: dimensions per subspace.
+    pub sub_dim: u32,
+    /// K = 2^b centroids per subspace.
+    pub codebook_size: u32,
+    /// M * b: bits of one token's codes.
+    pub token_bits: u32,
+    /// QB: quantized query element (signed).
+    pub query_bits: u32,
+    /// CB: quantized centroid element (signed).
+    pub centroid_bits: u32,
+    /// Exact dot-product accumulator: QB + CB + ceil(log2(D/M)) (signed).
+    pub acc_bits: u32,
+    /// LB: normalized LUT entry (signed).
+    pub lut_bits: u32,
+    /// Score: LB + ceil(log2 M) (signed).
+    pub score_bits: u32,
+    /// Largest normalization shift: max(0, acc_bits - (LB - 1)).
+    pub max_shift: u32,
+    /// Unsigned width of the shift reported with the results.
+    pub shift_bits: u32,
+    /// Unsigned width of a token index (0 .. max_tokens - 1).
+    pub index_bits: u32,
+    /// Unsigned width of a token count (0 ..= max_tokens), e.g. n_tokens.
+    pub count_bits: u32,
+    /// Unsigned width of k (0 ..= k_max).
+    pub k_bits: u32,
+}
+
+impl Widths {
+    /// Computes widths from an (unchecked) description; validation bounds the inputs.
+    pub fn of(cfg: &AcceleratorConfig) -> Self {
+        let q = &cfg.quant;
+        let sub_dim = cfg.pq.head_dim / cfg.pq.m.max(1);
+        let acc_bits = q.query_bits + q.centroid_bits + ceil_log2(u64::from(sub_dim));
+        let max_shift = acc_bits.saturating_sub(q.lut_bits.saturating_sub(1));
+        Self {
+            sub_dim,
+            codebook_size: 1u32 << cfg.pq.code_bits.min(31),
+            token_bits: cfg.pq.m * cfg.pq.code_bits,
+            query_bits: q.query_bits,
+            centroid_bits: q.centroid_bits,
+            acc_bits,
+            lut_bits: q.lut_bits,
+            score_bits: q.lut_bits + ceil_log2(u64::from(cfg.pq.m)),
+            max_shift,
+            shift_bits: unsigned_bits(u64::from(max_shift)),
+            index_bits: unsigned_bits(u64::from(cfg.engine.max_tokens.saturating_sub(1))),
+            count_bits: unsigned_bits(u64::from(cfg.engine.max_tokens)),
+            k_bits: unsigned_bits(u64::from(cfg.topk.k_max)),
+        }
+    }
+
+    /// Smallest representable value of a signed field of `bits` bits.
+    pub fn signed_min(bits: u32) -> i64 {
+        -(1i64 << (bits - 1))
+    }
+
+    /// Largest representable value of a signed field of `bits` bits.
+    pub fn signed_max(bits: u32) -> i64 {
+        (1i64 << (bits - 1)) - 1
+    }
+}
+
+/// How codes are packed into memory beats (DESIGN.md section 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CodeLayout {
+    /// Subspaces M (codes per token).
+    pub m: u32,
+    /// Bits per code b.
+    pub code_bits: u32,
+    /// Beat width W in bits.
+    pub beat_bits: u32,
+    /// floor(W / (M*b)) tokens per beat.
+    pub tokens_per_beat: u32,
+    /// Unused high bits of every beat (always zero).
+    pub padding_bits: u32,
+}
+
+impl CodeLayout {
+    /// Layout for M codes of `code_bits` bits in beats of `beat_bits` bits.
+    pub fn new(m: u32, code_bits: u32, beat_bits: u32) -> Self {
+        let token_bits = m * code_bits;
+        let tokens_per_beat = beat_bits.checked_div(token_bits).unwrap_or(0);
+        Self {
+            m,
+            code_bits,
+            beat_bits,
+            tokens_per_beat,
+            padding_bits: beat_bits - tokens_per_beat * token_bits,
+        }
+    }
+
+    /// Bits of one token's codes.
+    pub fn token_bits(&self) -> u32 {
+        self.m * self.code_bits
+    }
+
+    /// 64-bit words that hold one beat in host memory.
+    pub fn words_per_beat(&self) -> usize {
+        self.beat_bits.div_ceil(64) as usize
+    }
+
+    /// Beats needed for `n` tokens.
+    pub fn beats_for(&self, n: usize) -> usize {
+        n.div_ceil(self.tokens_per_beat as usize)
+    }
+}
+
+/// On-chip storage the engine needs, in bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Storage {
+    /// Quantized codebooks: M * K * (D/M) * CB.
+    pub codebook_bits: u64,
+    /// One LUT: M * K * LB (the engine holds two: double buffering).
+    pub lut_bits: u64,
+    /// Scores held for threshold selection (`select` only): max_tokens * score_bits.
+    pub score_buffer_bits: u64,
+    /// Priority-queue registers (`systolic` only): lanes * k_max * (score + index bits).
+    pub queue_bits: u64,
+}
+
+impl Storage {
+    fn of(cfg: &AcceleratorConfig, w: &Widths) -> Self {
+        let entries = u64::from(cfg.pq.m) * u64::from(w.codebook_size);
+        let (score_buffer_bits, queue_bits) = match cfg.topk.strategy {
+            TopKStrategy::Select => (
+                u64::from(cfg.engine.max_tokens) * u64::from(w.score_bits),
+                0,
+            ),
+            TopKStrategy::Systolic => (
+                0,
+                u64::from(cfg.scanner.lanes)
+                    * u64::from(cfg.topk.k_max)
+                    * u64::from(w.score_bits + w.index_bits),
+            ),
+        };
+        Self {
+            codebook_bits: entries * u64::from(w.sub_dim) * u64::from(w.centroid_bits),
+            lut_bits: entries * u64::from(w.lut_bits),
+            score_buffer_bits,
+            queue_bits,
+        }
+    }
+}
+
+/// Cycles the engine spends per query (DESIGN.md section 6).
+///
+/// The model assumes: the LUT of query i+1 is built while query i is scanned (double buffer);
+/// the scanner stops at N, not at the end of the last beat; the top-k unit finishes query i
+/// before it accepts scores of query i+1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CycleModel {
+    /// Parallel lanes of the scanner.
+    pub lanes: u32,
+    /// Cycles to build and normalize one LUT.
+    pub lut_build: u64,
+    /// Cycles from a token entering the scanner to its score leaving it.
+    pub scan_depth: u64,
+    /// Top-k strategy.
+    pub strategy: TopKStrategy,
+    /// Score bits resolved per selection pass (`select`).
+    pub radix_bits: u32,
+    /// Selection passes: ceil(score_bits / radix_bits) (`select`).
+    pub radix_digits: u32,
+}
+
+/// Pipeline stages of a MAC (multiply, accumulate) before its result is final.
+const MAC_PIPELINE: u64 = 2;
+/// Scanner stages besides the adder tree: code unpack, LUT read, output register.
+const SCAN_FIXED_STAGES: u64 = 3;
+
+impl CycleModel {
+    fn of(cfg: &AcceleratorConfig, w: &Widths) -> Self {
+        let entries = u64::from(cfg.pq.m) * u64::from(w.codebook_size);
+        let macs = u64::from(cfg.dist_unit.macs.max(1));
+        // MAC passes over the sub-vectors, then one normalizing write per LUT bank entry
+        // (the M banks are written in parallel).
+        let lut_build = entries.div_ceil(macs) * u64::from(w.sub_dim)
+            + MAC_PIPELINE
+            + u64::from(w.codebook_size);
+        let radix_bits = cfg.topk.radix_bits.unwrap_or(DEFAULT_RADIX_BITS).max(1);
+        Self {
+            lanes: cfg.scanner.lanes,
+            lut_build,
+            scan_depth: SCAN_FIXED_STAGES + u64::from(ceil_log2(u64::from(cfg.pq.m))),
+            strategy: cfg.topk.strategy,
+            radix_bits,
+            radix_digits: w.score_bits.div_ceil(radix_bits),
+        }
+    }
+
+    /// Cycles the scanner is busy for `n` tokens: ceil(n / lanes).
+    pub fn scan(&self, n: u64) -> u64 {
+        n.div_ceil(u64::from(self.lanes))
+    }
+
+    /// Cycles after the last score until the last result of a `k`-query leaves the engine.
+    pub fn topk_drain(&self, n: u64, k: u64) -> u64 {
+        let k = k.min(n);
+        match self.strategy {
+            // The per-lane queues settle in one cycle, then a merge tree emits one result a
+            // cycle.
+            TopKStrategy::Systolic => 1 + u64::from(ceil_log2(u64::from(self.lanes))) + k,
+            // The first histogram is built during the scan; each further digit needs a pass
+            // over the held scores; every digit ends with a walk over its 2^r bins; an emit
+            // pass collects the selected tokens, which are put in order by counting-sort
+            // passes over the k survivors and streamed out.
+            TopKStrategy::Select => {
+                let digits = u64::from(self.radix_digits);
+                let bins = 1u64 << self.radix_bits;
+                (digits - 1) * self.scan(n) + digits * bins + self.scan(n) + digits * k + k
+            }
+        }
+    }
+
+    /// Cycles from `start` to the last result for one query whose LUT is already built.
+    pub fn query_latency(&self, n: u64, k: u64) -> u64 {
+        self.scan(n) + self.scan_depth + self.topk_drain(n, k)
+    }
+
+    /// Steady-state cycles between query starts when queries follow back to back.
+    pub fn query_interval(&self, n: u64, k: u64) -> u64 {
+        self.lut_build.max(self.query_latency(n, k))
+    }
+
+    /// Share of lane-cycles of the scan that score a token: n / (lanes * scan cycles).
+    pub fn scan_efficiency(&self, n: u64) -> f64 {
+        if n == 0 {
+            return 0.0;
+        }
+        n as f64 / (f64::from(self.lanes) * self.scan(n) as f64)
+    }
+
+    /// Share of lane-cycles of a whole query interval that score a token.
+    pub fn engine_efficiency(&self, n: u64, k: u64) -> f64 {
+        if n == 0 {
+            return 0.0;
+        }
+        n as f64 / (f64::from(self.lanes) * self.query_interval(n, k) as f64)
+    }
+}
+
+/// Radix width of the `select` strategy when the description gives none.
+pub const DEFAULT_RADIX_BITS: u32 = 8;
+
+/// Everything derived from a validated description.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Derived {
+    /// Datapath widths.
+    pub widths: Widths,
+    /// Code packing.
+    pub layout: CodeLayout,
+    /// On-chip storage.
+    pub storage: Storage,
+    /// Cycle model.
+    pub cycles: CycleModel,
+}
+
+impl Derived {
+    /// Computes the derived view (call on validated descriptions only).
+    pub(crate) fn of(cfg: &AcceleratorConfig) -> Self {
+        let widths = Widths::of(cfg);
+        Self {
+            widths,
+            layout: CodeLayout::new(cfg.pq.m, cfg.pq.code_bits, cfg.engine.beat_bits),
+            storage: Storage::of(cfg, &widths),
+            cycles: CycleModel::of(cfg, &widths),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_and_length_helpers() {
+        assert_eq!(ceil_log2(0), 0);
+        assert_eq!(ceil_log2(1), 0);
+        assert_eq!(ceil_log2(2), 1);
+        assert_eq!(ceil_log2(3), 2);
+        assert_eq!(ceil_log2(64), 6);
+        assert_eq!(ceil_log2(65), 7);
+        assert_eq!(bit_length(0), 0);
+        assert_eq!(bit_length(1), 1);
+        assert_eq!(bit_length(127), 7);
+        assert_eq!(bit_length(128), 8);
+        assert_eq!(unsigned_bits(0), 1);
+    }
+
+    #[test]
+    fn layout_of_pqcache_shape() {
+        let l = CodeLayout::new(2, 6, 512);
+        assert_eq!(l.tokens_per_beat, 42);
+        assert_eq!(l.padding_bits, 512 - 42 * 12);
+        assert_eq!(l.words_per_beat(), 8);
+        assert_eq!(l.beats_for(43), 2);
+    }
+}

@@ -1,0 +1,22 @@
+//! The accelerator description (DSL): plain config data, typed builders, validation and the
+//! derived view every later stage reads.
+
+mod builder;
+mod config;
+mod derived;
+mod error;
+mod validate;
+
+pub use builder::AcceleratorBuilder;
+pub use config::{
+    AcceleratorConfig, DistUnitConfig, EngineConfig, Platform, PqConfig, QuantConfig,
+    RetrievalConfig, ScannerConfig, TargetConfig, TopKConfig, TopKStrategy,
+};
+pub use derived::{
+    bit_length, ceil_log2, unsigned_bits, CodeLayout, CycleModel, Derived, Storage, Widths,
+    DEFAULT_RADIX_BITS,
+};
+pub use error::{ConfigError, RuleViolation};
+pub use validate::{
+    check, Accelerator, PolicySplit, MAX_ACC_BITS, MAX_SCORE_BITS, MAX_SYSTOLIC_K, MAX_TOKENS_LIMIT,
+};

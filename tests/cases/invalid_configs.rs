@@ -1,0 +1,359 @@
+//! Every rule of the description refuses a bad value with a message that names the field and
+//! the rule.
+
+use hwgen::spec::{Accelerator, AcceleratorConfig, TopKStrategy};
+
+/// A valid description (the PQCache reference shape) that each case breaks in one place.
+const BASE: &str = r#"
+name = "base"
+[pq]
+head_dim = 128
+m = 2
+code_bits = 6
+[quant]
+query_bits = 8
+centroid_bits = 8
+lut_bits = 16
+[dist_unit]
+macs = 32
+[scanner]
+lanes = 42
+[topk]
+strategy = "select"
+k_max = 8192
+[engine]
+max_tokens = 131072
+beat_bits = 512
+[target]
+platform = "u55c"
+clock_mhz = 250.0
+[retrieval]
+gqa_group = 4
+sink_tokens = 32
+budget = 0.1
+local_fraction = 0.5
+"#;
+
+fn base() -> AcceleratorConfig {
+    AcceleratorConfig::from_toml_str(BASE).expect("base parses")
+}
+
+type Edit = fn(&mut AcceleratorConfig);
+
+/// (what is broken, the edit, the field the message must name, words the message must hold)
+const RULE_CASES: &[(&str, Edit, &str, &str)] = &[
+    (
+        "name empty",
+        |c| c.name.clear(),
+        "name",
+        "must start with a letter",
+    ),
+    (
+        "name with a slash",
+        |c| c.name = "a/b".into(),
+        "name",
+        "only letters, digits",
+    ),
+    (
+        "head_dim zero",
+        |c| c.pq.head_dim = 0,
+        "pq.head_dim",
+        "must be in 1..=4096",
+    ),
+    ("m zero", |c| c.pq.m = 0, "pq.m", "must be in 1..=1024"),
+    (
+        "m does not divide head_dim",
+        |c| c.pq.m = 3,
+        "pq.m",
+        "must divide pq.head_dim = 128",
+    ),
+    (
+        "code_bits zero",
+        |c| c.pq.code_bits = 0,
+        "pq.code_bits",
+        "must be in 1..=8",
+    ),
+    (
+        "code_bits above 8",
+        |c| c.pq.code_bits = 9,
+        "pq.code_bits",
+        "must be in 1..=8",
+    ),
+    (
+        "query_bits 1",
+        |c| c.quant.query_bits = 1,
+        "quant.query_bits",
+        "must be in 2..=24",
+    ),
+    (
+        "centroid_bits 30",
+        |c| c.quant.centroid_bits = 30,
+        "quant.centroid_bits",
+        "must be in 2..=24",
+    ),
+    (
+        "accumulator overflows",
+        |c| {
+            c.quant.query_bits = 24;
+            c.quant.centroid_bits = 24;
+        },
+        "quant.query_bits",
+        "= 54 exceeds 48 bits",
+    ),
+    (
+        "lut wider than accumulator",
+        |c| {
+            c.pq.head_dim = 8;
+            c.pq.m = 4;
+            c.quant.query_bits = 4;
+            c.quant.centroid_bits = 4;
+            c.scanner.lanes = 1;
+            c.dist_unit.macs = 1;
+        },
+        "quant.lut_bits",
+        "must not exceed the accumulator width 9",
+    ),
+    (
+        "score wider than 32 bits",
+        |c| {
+            c.quant.query_bits = 16;
+            c.quant.centroid_bits = 16;
+            c.quant.lut_bits = 32;
+        },
+        "quant.lut_bits",
+        "score width lut_bits + ceil(log2 m) = 33 exceeds 32 bits",
+    ),
+    (
+        "macs zero",
+        |c| c.dist_unit.macs = 0,
+        "dist_unit.macs",
+        "must be in 1..=128",
+    ),
+    (
+        "macs beyond the LUT",
+        |c| c.dist_unit.macs = 256,
+        "dist_unit.macs",
+        "must be in 1..=128",
+    ),
+    (
+        "macs not dividing the LUT",
+        |c| c.dist_unit.macs = 48,
+        "dist_unit.macs",
+        "must divide the 128 LUT entries",
+    ),
+    (
+        "lanes zero",
+        |c| c.scanner.lanes = 0,
+        "scanner.lanes",
+        "must be at least 1",
+    ),
+    (
+        "lanes beyond the beat",
+        |c| c.scanner.lanes = 43,
+        "scanner.lanes",
+        "does not fit the beat: a 512-bit beat holds only 42 tokens",
+    ),
+    (
+        "lanes not dividing the beat",
+        |c| c.scanner.lanes = 8,
+        "scanner.lanes",
+        "must divide the 42 tokens of a beat",
+    ),
+    (
+        "beat not a power of two",
+        |c| c.engine.beat_bits = 500,
+        "engine.beat_bits",
+        "must be a power of two in 32..=4096",
+    ),
+    (
+        "beat too narrow for a token",
+        |c| {
+            c.pq.m = 32;
+            c.pq.code_bits = 8;
+            c.dist_unit.macs = 1;
+            c.engine.beat_bits = 128;
+        },
+        "engine.beat_bits",
+        "cannot hold one token of m * code_bits = 256 bits",
+    ),
+    (
+        "max_tokens zero",
+        |c| c.engine.max_tokens = 0,
+        "engine.max_tokens",
+        "must be in 1..=1073741824",
+    ),
+    (
+        "k_max zero",
+        |c| c.topk.k_max = 0,
+        "topk.k_max",
+        "must be at least 1",
+    ),
+    (
+        "k_max above max_tokens",
+        |c| c.topk.k_max = 200_000,
+        "topk.k_max",
+        "must not exceed engine.max_tokens = 131072",
+    ),
+    (
+        "systolic k too large",
+        |c| {
+            c.topk.strategy = TopKStrategy::Systolic;
+            c.engine.max_tokens = 4096;
+            c.topk.k_max = 512;
+        },
+        "topk.k_max",
+        "the systolic strategy holds at most 256 entries",
+    ),
+    (
+        "radix_bits on systolic",
+        |c| {
+            c.topk.strategy = TopKStrategy::Systolic;
+            c.engine.max_tokens = 4096;
+            c.topk.k_max = 256;
+            c.topk.radix_bits = Some(4);
+        },
+        "topk.radix_bits",
+        "applies only to strategy = \"select\"",
+    ),
+    (
+        "radix_bits zero",
+        |c| c.topk.radix_bits = Some(0),
+        "topk.radix_bits",
+        "must be in 1..=16",
+    ),
+    (
+        "clock zero",
+        |c| c.target.clock_mhz = 0.0,
+        "target.clock_mhz",
+        "must be a clock in (0, 1000] MHz",
+    ),
+    (
+        "clock NaN",
+        |c| c.target.clock_mhz = f64::NAN,
+        "target.clock_mhz",
+        "must be a clock",
+    ),
+    (
+        "gqa zero",
+        |c| c.retrieval.gqa_group = 0,
+        "retrieval.gqa_group",
+        "at least 1 query head",
+    ),
+    (
+        "budget above 1",
+        |c| c.retrieval.budget = 1.5,
+        "retrieval.budget",
+        "in (0, 1]",
+    ),
+    (
+        "budget zero",
+        |c| c.retrieval.budget = 0.0,
+        "retrieval.budget",
+        "in (0, 1]",
+    ),
+    (
+        "local fraction negative",
+        |c| c.retrieval.local_fraction = -0.1,
+        "retrieval.local_fraction",
+        "in [0, 1]",
+    ),
+    (
+        "sinks fill the context",
+        |c| c.retrieval.sink_tokens = 131072,
+        "retrieval.sink_tokens",
+        "must be smaller than engine.max_tokens",
+    ),
+    (
+        "policy k beyond k_max",
+        |c| c.topk.k_max = 4096,
+        "topk.k_max",
+        "asks for k = 6554 at engine.max_tokens = 131072",
+    ),
+];
+
+#[test]
+fn base_is_valid() {
+    Accelerator::new(base()).expect("base is valid");
+}
+
+#[test]
+fn every_broken_rule_is_named() {
+    assert!(RULE_CASES.len() >= 15);
+    for (what, edit, field, words) in RULE_CASES {
+        let mut cfg = base();
+        edit(&mut cfg);
+        let err = Accelerator::new(cfg).expect_err(what);
+        let msg = err.to_string();
+        assert!(
+            err.violations().iter().any(|v| v.field == *field),
+            "{what}: no violation names `{field}`:\n{msg}"
+        );
+        assert!(msg.contains(&format!("`{field}`")), "{what}: {msg}");
+        assert!(msg.contains(words), "{what}: expected {words:?} in:\n{msg}");
+    }
+}
+
+#[test]
+fn all_violations_are_reported_together() {
+    let mut cfg = base();
+    cfg.pq.code_bits = 0;
+    cfg.scanner.lanes = 0;
+    cfg.retrieval.budget = 2.0;
+    let err = Accelerator::new(cfg).unwrap_err();
+    let fields: Vec<&str> = err.violations().iter().map(|v| v.field).collect();
+    for f in ["pq.code_bits", "scanner.lanes", "retrieval.budget"] {
+        assert!(fields.contains(&f), "{f} missing from {fields:?}");
+    }
+}
+
+/// (what is broken, text replaced, replacement, words the parser's message must hold)
+const PARSE_CASES: &[(&str, &str, &str, &str)] = &[
+    (
+        "misspelled key",
+        "lanes = 42",
+        "lane = 42",
+        "unknown field `lane`",
+    ),
+    (
+        "missing section",
+        "[pq]\nhead_dim = 128\nm = 2\ncode_bits = 6\n",
+        "",
+        "missing field `pq`",
+    ),
+    (
+        "negative width",
+        "head_dim = 128",
+        "head_dim = -128",
+        "head_dim",
+    ),
+    (
+        "unknown strategy",
+        "strategy = \"select\"",
+        "strategy = \"heap\"",
+        "unknown variant `heap`",
+    ),
+    (
+        "unknown platform",
+        "platform = \"u55c\"",
+        "platform = \"vu9p\"",
+        "unknown variant `vu9p`",
+    ),
+    ("string for a number", "macs = 32", "macs = \"32\"", "macs"),
+];
+
+#[test]
+fn malformed_toml_names_the_key() {
+    for (what, from, to, words) in PARSE_CASES {
+        assert!(BASE.contains(from), "{what}: case does not apply");
+        let text = BASE.replacen(from, to, 1);
+        let err = Accelerator::from_toml_str(&text).expect_err(what);
+        let msg = err.to_string();
+        assert!(msg.contains(words), "{what}: expected {words:?} in:\n{msg}");
+    }
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let err = Accelerator::from_toml_file(std::path::Path::new("no/such/config.toml")).unwrap_err();
+    assert!(err.to_string().contains("no/such/config.toml"), "{err}");
+}
