@@ -16,8 +16,18 @@ fn put_bits(words: &mut [u64], pos: usize, width: u32, value: u64) {
     }
 }
 
+/// The 64 bits of `words` starting at bit `pos` (zeros past the end).
+pub(crate) fn window64(words: &[u64], pos: usize) -> u64 {
+    let (w, off) = (pos / 64, (pos % 64) as u32);
+    let lo = words[w] >> off;
+    match (off, words.get(w + 1)) {
+        (0, _) | (_, None) => lo,
+        (_, Some(&hi)) => lo | (hi << (64 - off)),
+    }
+}
+
 /// Reads `width` (<= 32) bits at bit `pos` of `words`.
-pub(crate) fn get_bits(words: &[u64], pos: usize, width: u32) -> u64 {
+fn get_bits(words: &[u64], pos: usize, width: u32) -> u64 {
     let (w, off) = (pos / 64, (pos % 64) as u32);
     let mut v = words[w] >> off;
     if off + width > 64 {

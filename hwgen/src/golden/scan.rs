@@ -4,7 +4,7 @@ use ndarray::ArrayView2;
 
 use super::error::GoldenError;
 use super::lut::Lut;
-use super::packing::{get_bits, words_for};
+use super::packing::{window64, words_for};
 use crate::spec::CodeLayout;
 
 /// Scores of tokens given as codes (N x M).
@@ -33,14 +33,23 @@ pub fn score_packed(
     let table = lut.values.as_standard_layout();
     let table = table.as_slice().expect("standard layout is contiguous");
     let (b, token_bits) = (layout.code_bits as usize, layout.token_bits() as usize);
-    let tpb = layout.tokens_per_beat as usize;
+    let (tpb, m) = (layout.tokens_per_beat as usize, layout.m as usize);
+    let mask = (1u64 << b) - 1;
+    let codes_per_window = 64 / b;
     let mut scores = Vec::with_capacity(n);
     for beat in words[..needed].chunks_exact(wpb) {
         for i in 0..tpb.min(n - scores.len()) {
-            let base = i * token_bits;
-            let score = (0..layout.m as usize)
-                .map(|m| table[m * k + get_bits(beat, base + m * b, layout.code_bits) as usize])
-                .sum();
+            // Read the token through 64-bit windows, several codes per window.
+            let mut score = 0i32;
+            let mut mi = 0;
+            while mi < m {
+                let mut window = window64(beat, i * token_bits + mi * b);
+                for _ in 0..codes_per_window.min(m - mi) {
+                    score += table[mi * k + (window & mask) as usize];
+                    window >>= b;
+                    mi += 1;
+                }
+            }
             scores.push(score);
         }
     }
