@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod commands;
+pub mod emit;
 pub mod golden;
 pub mod spec;
 pub mod workload;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use hwgen::commands::{check, golden};
+use hwgen::commands::{check, generate, golden};
 use hwgen::spec::Accelerator;
 
 /// Generate, check and model FPGA accelerators for PQ-based KV-cache retrieval.
@@ -25,6 +25,14 @@ enum Command {
         /// TOML descriptions (e.g. examples/*.toml).
         #[arg(required = true)]
         configs: Vec<PathBuf>,
+    },
+    /// Generate the accelerator's Verilog (one module per file) into a folder.
+    Generate {
+        /// TOML description.
+        config: PathBuf,
+        /// Output folder.
+        #[arg(short, long)]
+        out: PathBuf,
     },
     /// Run the bit-exact golden model on clustered synthetic keys and report recall@k.
     Golden {
@@ -77,6 +85,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Generate { config, out } => {
+            let acc = load(&config)?;
+            for path in generate::write_rtl(&acc, &out)? {
+                println!("wrote {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Golden {
             config,

@@ -29,7 +29,7 @@ fn any_accelerator() -> impl Strategy<Value = Accelerator> {
             let topk = if systolic {
                 TopKConfig::systolic(k)
             } else {
-                TopKConfig::select(k).with_radix_bits(1 + k % 8)
+                TopKConfig::select(k).with_radix_bits(1 + k % 4)
             };
             AcceleratorBuilder::new("prop", pq)
                 .quant(QuantConfig::new(qb, cb, lb.min(qb + cb)))

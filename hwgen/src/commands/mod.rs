@@ -1,4 +1,5 @@
 //! What the `hwgen` subcommands compute and print; the binary only parses arguments.
 
 pub mod check;
+pub mod generate;
 pub mod golden;

@@ -130,7 +130,7 @@ impl RetrievalConfig {
 /// Builds an [`Accelerator`] unit by unit; [`AcceleratorBuilder::build`] validates.
 ///
 /// Units left unset get small defaults: one lane, a 16-entry systolic top-k, 4096 tokens,
-/// and as many MACs (up to 16) as divide the LUT.
+/// and min(16, K) MACs.
 #[derive(Debug, Clone)]
 pub struct AcceleratorBuilder {
     config: AcceleratorConfig,
@@ -139,12 +139,7 @@ pub struct AcceleratorBuilder {
 impl AcceleratorBuilder {
     /// Starts a description named `name` with the given PQ shape.
     pub fn new(name: impl Into<String>, pq: PqConfig) -> Self {
-        let entries = pq.m.checked_shl(pq.code_bits).unwrap_or(0);
-        let macs = (0..=4)
-            .rev()
-            .map(|p| 1u32 << p)
-            .find(|m| entries % m == 0)
-            .unwrap_or(1);
+        let macs = 1u32 << pq.code_bits.min(4);
         Self {
             config: AcceleratorConfig {
                 name: name.into(),

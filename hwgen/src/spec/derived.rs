@@ -270,7 +270,7 @@ impl CycleModel {
 }
 
 /// Radix width of the `select` strategy when the description gives none.
-pub const DEFAULT_RADIX_BITS: u32 = 8;
+pub const DEFAULT_RADIX_BITS: u32 = 4;
 
 /// Everything derived from a validated description.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

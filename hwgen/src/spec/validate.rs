@@ -176,23 +176,20 @@ pub fn check(cfg: &AcceleratorConfig) -> Vec<RuleViolation> {
         );
     }
 
-    // Distance unit.
+    // Distance unit: the MACs of a group share one subspace's query sub-vector, so a group
+    // (macs consecutive centroids) must not straddle two subspaces.
     if shape_ok {
-        let entries = pq.m << pq.code_bits;
+        let k = 1u32 << pq.code_bits;
+        let macs = cfg.dist_unit.macs;
         v.require(
-            cfg.dist_unit.macs >= 1 && cfg.dist_unit.macs <= entries,
+            macs.is_power_of_two() && macs <= k,
             "dist_unit.macs",
-            cfg.dist_unit.macs,
-            format!("must be in 1..={entries} (m * 2^code_bits LUT entries)"),
+            macs,
+            format!(
+                "must be a power of two no larger than K = 2^code_bits = {k} \
+                 (the MACs of a group share one subspace)"
+            ),
         );
-        if cfg.dist_unit.macs >= 1 {
-            v.require(
-                entries % cfg.dist_unit.macs == 0,
-                "dist_unit.macs",
-                cfg.dist_unit.macs,
-                format!("must divide the {entries} LUT entries (m * 2^code_bits) so no MAC idles"),
-            );
-        }
     }
 
     // Engine and code stream.
@@ -281,7 +278,7 @@ pub fn check(cfg: &AcceleratorConfig) -> Vec<RuleViolation> {
         }
         TopKStrategy::Select => {
             let r = cfg.topk.radix_bits.unwrap_or(DEFAULT_RADIX_BITS);
-            v.range("topk.radix_bits", r, 1, 16);
+            v.range("topk.radix_bits", r, 1, 4);
         }
     }
 

@@ -1,0 +1,84 @@
+//! View of `pq_dist_unit.v`.
+
+use askama::Template;
+
+use super::header::header;
+use crate::spec::{unsigned_bits, Accelerator};
+
+/// Template data of the PQ distance unit.
+#[derive(Template)]
+#[template(path = "verilog/pq_dist_unit.v")]
+pub struct DistUnitV {
+    header: String,
+    m: u32,
+    k: u32,
+    sub: u32,
+    query_bits: u32,
+    centroid_bits: u32,
+    lut_bits: u32,
+    acc_bits: u32,
+    prod_bits: u32,
+    macs: u32,
+    groups: u32,
+    code_bits: u32,
+    cb_data_w: u32,
+    q_data_w: u32,
+    m_w: u32,
+    shift_w: u32,
+    len_w: u32,
+    group_w: u32,
+    sub_w: u32,
+    macs_w: u32,
+    group_m_expr: String,
+    group_c_expr: String,
+}
+
+impl DistUnitV {
+    /// Derives the template data from a validated accelerator.
+    pub fn new(acc: &Accelerator) -> Self {
+        let c = acc.config();
+        let w = &acc.derived().widths;
+        let (m, k, macs) = (c.pq.m, w.codebook_size, c.dist_unit.macs);
+        let groups = m * k / macs;
+        let group_w = unsigned_bits(u64::from(groups - 1));
+        let m_w = unsigned_bits(u64::from(m - 1));
+        // A group is `k / macs` groups into its subspace: split the group counter into
+        // (subspace, first centroid) without a divider.
+        let per_m_bits = (k / macs).trailing_zeros();
+        let macs_bits = macs.trailing_zeros();
+        let group_m_expr = match (m, per_m_bits) {
+            (1, _) => "1'b0".to_string(),
+            (_, 0) => format!("group_q[{}:0]", m_w - 1),
+            (_, s) => format!("group_q[{}:{s}]", group_w - 1),
+        };
+        let group_c_expr = match (per_m_bits, macs_bits) {
+            (0, _) => format!("{}'d0", c.pq.code_bits),
+            (s, 0) => format!("group_q[{}:0]", s - 1),
+            (s, t) => format!("{{ group_q[{}:0], {t}'d0 }}", s - 1),
+        };
+        Self {
+            header: header(acc, "pq_dist_unit"),
+            m,
+            k,
+            sub: w.sub_dim,
+            query_bits: w.query_bits,
+            centroid_bits: w.centroid_bits,
+            lut_bits: w.lut_bits,
+            acc_bits: w.acc_bits,
+            prod_bits: w.query_bits + w.centroid_bits,
+            macs,
+            groups,
+            code_bits: c.pq.code_bits,
+            cb_data_w: w.sub_dim * w.centroid_bits,
+            q_data_w: c.pq.head_dim * w.query_bits,
+            m_w,
+            shift_w: w.shift_bits,
+            len_w: unsigned_bits(u64::from(w.acc_bits)),
+            group_w,
+            sub_w: unsigned_bits(u64::from(w.sub_dim - 1)),
+            macs_w: unsigned_bits(u64::from(macs - 1)),
+            group_m_expr,
+            group_c_expr,
+        }
+    }
+}

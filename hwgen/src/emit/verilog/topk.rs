@@ -1,0 +1,141 @@
+//! Views of the top-k units.
+
+use askama::Template;
+
+use super::header::header;
+use super::tree::{reduction_tree, TreeLevel};
+use crate::spec::{unsigned_bits, Accelerator};
+
+/// Template data of the systolic top-k unit.
+#[derive(Template)]
+#[template(path = "verilog/topk_systolic.v")]
+pub struct TopKSystolicV {
+    header: String,
+    lanes: u32,
+    k_max: u32,
+    score_bits: u32,
+    index_w: u32,
+    k_w: u32,
+    lane_w: u32,
+    lane_ids: Vec<u32>,
+    tree: Vec<TreeLevel>,
+    tree_levels: usize,
+}
+
+impl TopKSystolicV {
+    /// Derives the template data from a validated accelerator.
+    pub fn new(acc: &Accelerator) -> Self {
+        let c = acc.config();
+        let w = &acc.derived().widths;
+        let tree = reduction_tree("m", c.scanner.lanes as usize, 0);
+        Self {
+            header: header(acc, "topk_systolic"),
+            lanes: c.scanner.lanes,
+            k_max: c.topk.k_max,
+            score_bits: w.score_bits,
+            index_w: w.index_bits,
+            k_w: w.k_bits,
+            lane_w: unsigned_bits(u64::from(c.scanner.lanes - 1)),
+            lane_ids: (0..c.scanner.lanes).collect(),
+            tree_levels: tree.len(),
+            tree,
+        }
+    }
+}
+
+/// `{ pad'd0, expr }`: zero-extends `expr` of `from` bits to `to` bits.
+pub(super) fn zext(expr: &str, from: u32, to: u32) -> String {
+    if to > from {
+        format!("{{ {}'d0, {expr} }}", to - from)
+    } else {
+        expr.to_string()
+    }
+}
+
+/// Template data of the threshold-selection top-k unit.
+#[derive(Template)]
+#[template(path = "verilog/topk_select.v")]
+pub struct TopKSelectV {
+    header: String,
+    lanes: u32,
+    k_max: u32,
+    score_bits: u32,
+    index_w: u32,
+    k_w: u32,
+    addr_w: u32,
+    count_w: u32,
+    ctr_w: u32,
+    radix_bits: u32,
+    digits: u32,
+    bins: u32,
+    words: u32,
+    word_w: u32,
+    key_bits: u32,
+    key_pad: u32,
+    digit_w: u32,
+    shift_w: u32,
+    lane_w: u32,
+    key_of_expr: String,
+    score_of_key_expr: String,
+    digit_plus_one: String,
+    radix_digit_ext: String,
+    best_digit_ext: String,
+    pick_lane_ext: String,
+    n_q_ext: String,
+    count_ext_expr: String,
+}
+
+impl TopKSelectV {
+    /// Derives the template data from a validated accelerator.
+    pub fn new(acc: &Accelerator) -> Self {
+        let c = acc.config();
+        let d = acc.derived();
+        let w = &d.widths;
+        let lanes = c.scanner.lanes;
+        let r = d.cycles.radix_bits;
+        let digits = d.cycles.radix_digits;
+        let key_bits = digits * r;
+        let key_pad = key_bits - w.score_bits;
+        let words = c.engine.max_tokens.div_ceil(lanes);
+        let digit_w = unsigned_bits(u64::from(digits - 1));
+        let shift_w = unsigned_bits(u64::from(key_bits));
+        let lane_w = unsigned_bits(u64::from(lanes - 1));
+        let ctr_w = unsigned_bits(u64::from(c.engine.max_tokens) + u64::from(lanes))
+            .max(w.index_bits + 1)
+            .max(w.count_bits);
+        let key_of_expr = if key_pad > 0 {
+            format!("{{ ~s[SW-1], s[SW-2:0], {key_pad}'d0 }}")
+        } else {
+            "{ ~s[SW-1], s[SW-2:0] }".to_string()
+        };
+        Self {
+            header: header(acc, "topk_select"),
+            lanes,
+            k_max: c.topk.k_max,
+            score_bits: w.score_bits,
+            index_w: w.index_bits,
+            k_w: w.k_bits,
+            addr_w: unsigned_bits(u64::from(c.topk.k_max - 1)),
+            count_w: w.count_bits,
+            ctr_w,
+            radix_bits: r,
+            digits,
+            bins: 1 << r,
+            words,
+            word_w: unsigned_bits(u64::from(words - 1)),
+            key_bits,
+            key_pad,
+            digit_w,
+            shift_w,
+            lane_w,
+            key_of_expr,
+            score_of_key_expr: "{ ~out_key[KEYW-1], out_key[KEYW-2:KEYW-SW] }".to_string(),
+            digit_plus_one: format!("({} + {shift_w}'d1)", zext("digit_q", digit_w, shift_w)),
+            radix_digit_ext: zext("vc[R-1:0]", r, key_bits),
+            best_digit_ext: zext("best_v", r, key_bits),
+            pick_lane_ext: zext("pick_lane", lane_w, ctr_w),
+            n_q_ext: zext("n_q", w.count_bits, ctr_w),
+            count_ext_expr: zext("count_q", w.k_bits, w.count_bits),
+        }
+    }
+}

@@ -1,0 +1,253 @@
+{{ header }}
+// pq_dist_unit: builds the normalized LUT of one query (DESIGN.md section 3).
+//   For every subspace m and centroid c: acc[m][c] = sum_j q[m*SUB + j] * C[m][c][j],
+//   then one block-floating-point shift: lut = acc >>> shift, shift = max(0, bitlen(max|acc|) - (LB-1)).
+// The MACs work on groups of MACS consecutive centroids of one subspace, one element per cycle.
+// The normalization needs max|acc| first, so every LUT is computed twice: pass 0 finds the
+// shift, pass 1 recomputes and writes the shifted entries. No accumulator staging memory.
+`default_nettype none
+
+module pq_dist_unit (
+    input  wire                       clk,
+    input  wire                       rst,
+    // Codebook stream: one centroid per transfer, entries e = m*K + c in order;
+    // element j at bits [j*CB +: CB].
+    input  wire                       cb_valid,
+    output wire                       cb_ready,
+    input  wire [{{ cb_data_w - 1 }}:0]              cb_data,
+    // Query stream: element i at bits [i*QB +: QB].
+    input  wire                       q_valid,
+    output wire                       q_ready,
+    input  wire [{{ q_data_w - 1 }}:0]              q_data,
+    // LUT write port into the scanner's free buffer.
+    input  wire                       lut_free,
+    output reg                        lut_we,
+    output reg  [{{ m_w - 1 }}:0]               lut_wm,
+    output reg  [{{ code_bits - 1 }}:0]               lut_wc,
+    output reg  [{{ lut_bits - 1 }}:0]              lut_wdata,
+    output reg                        lut_done,
+    output reg  [{{ shift_w - 1 }}:0]               lut_shift
+);
+    // M = {{ m }} subspaces of K = {{ k }} centroids
+    localparam SUB     = {{ sub }};           // dimensions per subspace
+    localparam QB      = {{ query_bits }};           // query element width (signed)
+    localparam CB      = {{ centroid_bits }};           // centroid element width (signed)
+    localparam LB      = {{ lut_bits }};           // LUT entry width (signed)
+    localparam ACC     = {{ acc_bits }};           // exact accumulator width (signed)
+    localparam PW      = {{ prod_bits }};           // product width QB + CB (signed)
+    localparam MACS    = {{ macs }};           // parallel MACs
+    localparam GROUPS  = {{ groups }};           // M*K / MACS groups per pass
+    localparam CENT_W  = SUB * CB;     // one centroid
+    localparam QSUB_W  = SUB * QB;     // one query sub-vector
+
+    localparam [2:0] S_IDLE    = 3'd0,
+                     S_LOAD    = 3'd1,  // read the group's centroids and query sub-vector
+                     S_MAC     = 3'd2,  // SUB multiply cycles
+                     S_TAIL    = 3'd3,  // last product into the accumulators
+                     S_CAPTURE = 3'd4,  // hand accumulators to the drain
+                     S_FINISH  = 3'd5;  // end of a pass, once the drain is empty
+
+    reg  [2:0]                state_q;
+    reg                       pass_q;         // 0: find max|acc|, 1: write the LUT
+    reg  [{{ group_w - 1 }}:0]               group_q;
+    reg  [{{ sub_w - 1 }}:0]               elem_q;
+    reg  [{{ q_data_w - 1 }}:0]              query_q;
+    reg  [{{ shift_w - 1 }}:0]               shift_q;
+    reg  [ACC-1:0]            max_abs_q;
+
+    // ---------------------------------------------------------------- codebook memory
+    // Word g holds the MACS centroids of group g; centroid i of the group at [i*CENT_W +: CENT_W].
+    reg  [MACS*CENT_W-1:0]    cb_mem [0:GROUPS-1];
+    reg  [{{ group_w - 1 }}:0]               cb_wr_group_q;
+    reg  [{{ macs_w - 1 }}:0]               cb_wr_slot_q;
+    wire                      cb_fire = cb_valid && cb_ready;
+
+    assign cb_ready = (state_q == S_IDLE);
+
+    always @(posedge clk) begin
+        if (cb_fire) begin
+            cb_mem[cb_wr_group_q][cb_wr_slot_q*CENT_W +: CENT_W] <= cb_data;
+        end
+    end
+
+    always @(posedge clk) begin
+        if (rst) begin
+            cb_wr_group_q <= {{ group_w }}'d0;
+            cb_wr_slot_q  <= {{ macs_w }}'d0;
+        end else if (cb_fire) begin
+{%- if macs > 1 %}
+            if (cb_wr_slot_q == {{ macs_w }}'d{{ macs - 1 }}) begin
+                cb_wr_slot_q  <= {{ macs_w }}'d0;
+                cb_wr_group_q <= (cb_wr_group_q == {{ group_w }}'d{{ groups - 1 }}) ? {{ group_w }}'d0 : cb_wr_group_q + {{ group_w }}'d1;
+            end else begin
+                cb_wr_slot_q  <= cb_wr_slot_q + {{ macs_w }}'d1;
+            end
+{%- else %}
+            cb_wr_group_q <= (cb_wr_group_q == {{ group_w }}'d{{ groups - 1 }}) ? {{ group_w }}'d0 : cb_wr_group_q + {{ group_w }}'d1;
+{%- endif %}
+        end
+    end
+
+    // ---------------------------------------------------------------- MAC array
+    // All MACs of a group share subspace m = group / (K/MACS) and its query sub-vector.
+    wire [{{ m_w - 1 }}:0]               group_m = {{ group_m_expr }};
+    wire [{{ code_bits - 1 }}:0]               group_c = {{ group_c_expr }};
+    reg  [MACS*CENT_W-1:0]    cent_sr_q;      // centroid elements, shifted one element per cycle
+    reg  [QSUB_W-1:0]         qsub_sr_q;      // query sub-vector, shifted one element per cycle
+    reg  [MACS*PW-1:0]        prod_q;         // stage 1: products
+    reg                       prod_valid_q;
+    reg  [MACS*ACC-1:0]       acc_q;          // stage 2: accumulators
+    integer i;
+
+    wire signed [PW-1:0]      q_elem = { {(PW-QB){qsub_sr_q[QB-1]}}, qsub_sr_q[QB-1:0]};
+
+    always @(posedge clk) begin
+        case (state_q)
+            S_LOAD: begin
+                cent_sr_q    <= cb_mem[group_q];
+                qsub_sr_q    <= query_q[group_m*QSUB_W +: QSUB_W];
+                acc_q        <= {(MACS*ACC){1'b0}};
+                prod_valid_q <= 1'b0;
+            end
+            S_MAC, S_TAIL: begin
+                for (i = 0; i < MACS; i = i + 1) begin
+                    if (state_q == S_MAC) begin
+                        prod_q[i*PW +: PW] <= q_elem * { {(PW-CB){cent_sr_q[i*CENT_W+CB-1]}}, cent_sr_q[i*CENT_W +: CB]};
+                        cent_sr_q[i*CENT_W +: CENT_W] <= cent_sr_q[i*CENT_W +: CENT_W] >> CB;
+                    end
+                    if (prod_valid_q) begin
+{%- if acc_bits > prod_bits %}
+                        acc_q[i*ACC +: ACC] <= acc_q[i*ACC +: ACC] + { {(ACC-PW){prod_q[i*PW+PW-1]}}, prod_q[i*PW +: PW]};
+{%- else %}
+                        acc_q[i*ACC +: ACC] <= acc_q[i*ACC +: ACC] + prod_q[i*PW +: PW];
+{%- endif %}
+                    end
+                end
+                qsub_sr_q    <= qsub_sr_q >> QB;
+                prod_valid_q <= (state_q == S_MAC);
+            end
+            default: begin
+                prod_valid_q <= 1'b0;
+            end
+        endcase
+    end
+
+    // ---------------------------------------------------------------- drain
+    // One accumulator per cycle: pass 0 tracks max|acc|, pass 1 writes lut = acc >>> shift.
+    reg  [MACS*ACC-1:0]       drain_sr_q;
+    reg                       drain_busy_q;
+    reg  [{{ macs_w - 1 }}:0]               drain_count_q;
+    reg  [{{ m_w - 1 }}:0]               drain_m_q;
+    reg  [{{ code_bits - 1 }}:0]               drain_c_q;
+    wire [ACC-1:0]            drain_acc = drain_sr_q[ACC-1:0];
+    wire [ACC-1:0]            drain_abs = drain_acc[ACC-1] ? (~drain_acc + {{ acc_bits }}'d1) : drain_acc;
+    wire signed [ACC-1:0]     drain_shifted = $signed(drain_acc) >>> shift_q;
+    wire                      capture = (state_q == S_CAPTURE) && !drain_busy_q;
+{%- if acc_bits > lut_bits %}
+    wire                      unused_drain_high = ^drain_shifted[ACC-1:LB];  // zero or sign copies
+{%- endif %}
+
+    always @(posedge clk) begin
+        lut_we <= 1'b0;
+        if (rst) begin
+            drain_busy_q <= 1'b0;
+        end else if (capture) begin
+            drain_sr_q    <= acc_q;
+            drain_busy_q  <= 1'b1;
+            drain_count_q <= {{ macs_w }}'d0;
+            drain_m_q     <= group_m;
+            drain_c_q     <= group_c;
+        end else if (drain_busy_q) begin
+            drain_sr_q    <= drain_sr_q >> ACC;
+            drain_count_q <= drain_count_q + {{ macs_w }}'d1;
+            drain_c_q     <= drain_c_q + {{ code_bits }}'d1;
+            drain_busy_q  <= (drain_count_q != {{ macs_w }}'d{{ macs - 1 }});
+            if (pass_q) begin
+                lut_we    <= 1'b1;
+                lut_wm    <= drain_m_q;
+                lut_wc    <= drain_c_q;
+                lut_wdata <= drain_shifted[LB-1:0];
+            end
+        end
+    end
+
+    always @(posedge clk) begin
+        if (rst || (state_q == S_IDLE)) begin
+            max_abs_q <= {ACC{1'b0}};
+        end else if (drain_busy_q && !pass_q && (drain_abs > max_abs_q)) begin
+            max_abs_q <= drain_abs;
+        end
+    end
+
+    // shift = max(0, bit_length(max|acc|) - (LB - 1))
+    reg  [{{ len_w - 1 }}:0]               max_len;
+    integer b;
+    always @* begin
+        max_len = {{ len_w }}'d0;
+        for (b = 0; b < ACC; b = b + 1) begin
+            if (max_abs_q[b]) max_len = b[{{ len_w - 1 }}:0] + {{ len_w }}'d1;
+        end
+    end
+    wire [{{ len_w - 1 }}:0]               shift_full = (max_len > {{ len_w }}'d{{ lut_bits - 1 }}) ? (max_len - {{ len_w }}'d{{ lut_bits - 1 }}) : {{ len_w }}'d0;
+    wire [{{ shift_w - 1 }}:0]               shift_next = shift_full[{{ shift_w - 1 }}:0];
+{%- if len_w > shift_w %}
+    wire                      unused_shift_high = ^shift_full[{{ len_w - 1 }}:{{ shift_w }}];  // max shift fits
+{%- endif %}
+
+    // ---------------------------------------------------------------- control
+    wire q_fire = q_valid && q_ready;
+    assign q_ready = (state_q == S_IDLE) && lut_free;
+
+    always @(posedge clk) begin
+        lut_done <= 1'b0;
+        if (rst) begin
+            state_q <= S_IDLE;
+            pass_q  <= 1'b0;
+            group_q <= {{ group_w }}'d0;
+            elem_q  <= {{ sub_w }}'d0;
+            shift_q <= {{ shift_w }}'d0;
+        end else begin
+            case (state_q)
+                S_IDLE: if (q_fire) begin
+                    query_q <= q_data;
+                    pass_q  <= 1'b0;
+                    group_q <= {{ group_w }}'d0;
+                    shift_q <= {{ shift_w }}'d0;
+                    state_q <= S_LOAD;
+                end
+                S_LOAD: begin
+                    elem_q  <= {{ sub_w }}'d0;
+                    state_q <= S_MAC;
+                end
+                S_MAC: begin
+                    elem_q <= elem_q + {{ sub_w }}'d1;
+                    if (elem_q == {{ sub_w }}'d{{ sub - 1 }}) state_q <= S_TAIL;
+                end
+                S_TAIL: state_q <= S_CAPTURE;
+                S_CAPTURE: if (!drain_busy_q) begin
+                    if (group_q == {{ group_w }}'d{{ groups - 1 }}) begin
+                        state_q <= S_FINISH;
+                    end else begin
+                        group_q <= group_q + {{ group_w }}'d1;
+                        state_q <= S_LOAD;
+                    end
+                end
+                S_FINISH: if (!drain_busy_q) begin
+                    if (!pass_q) begin
+                        shift_q <= shift_next;
+                        pass_q  <= 1'b1;
+                        group_q <= {{ group_w }}'d0;
+                        state_q <= S_LOAD;
+                    end else begin
+                        lut_done  <= 1'b1;
+                        lut_shift <= shift_q;
+                        state_q   <= S_IDLE;
+                    end
+                end
+                default: state_q <= S_IDLE;
+            endcase
+        end
+    end
+endmodule
+
+`default_nettype wire
