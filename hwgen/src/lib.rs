@@ -10,6 +10,7 @@
 
 pub mod commands;
 pub mod emit;
+pub mod flow;
 pub mod golden;
 pub mod spec;
 pub mod workload;

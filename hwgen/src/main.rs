@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use hwgen::commands::{check, generate, golden};
+use hwgen::commands::{check, generate, golden, lint};
+use hwgen::flow::yosys::SynthMode;
 use hwgen::spec::Accelerator;
 
 /// Generate, check and model FPGA accelerators for PQ-based KV-cache retrieval.
@@ -33,6 +34,18 @@ enum Command {
         /// Output folder.
         #[arg(short, long)]
         out: PathBuf,
+    },
+    /// Generate the RTL and check it: Verilator -Wall lint, Yosys synthesis with no latches,
+    /// undriven nets or loops; print cells per module.
+    Lint {
+        /// TOML description.
+        config: PathBuf,
+        /// Output folder for the RTL and the tool logs.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Keep memories as memory cells (fast for large buffers) instead of flip-flops.
+        #[arg(long)]
+        keep_memories: bool,
     },
     /// Run the bit-exact golden model on clustered synthetic keys and report recall@k.
     Golden {
@@ -88,9 +101,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Generate { config, out } => {
             let acc = load(&config)?;
-            for path in generate::write_rtl(&acc, &out)? {
+            let (design, paths) = generate::write_design(&acc, &out)?;
+            for path in paths {
                 println!("wrote {}", path.display());
             }
+            println!("content hash {}", design.manifest.content_hash);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Lint {
+            config,
+            out,
+            keep_memories,
+        } => {
+            let acc = load(&config)?;
+            let mode = if keep_memories {
+                SynthMode::KeepMemories
+            } else {
+                SynthMode::Full
+            };
+            println!("{}", lint::run(&acc, &out, mode)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Golden {

@@ -10,34 +10,18 @@
 `default_nettype none
 
 module pq_topk_engine (
-    input  wire                       clk,
-    input  wire                       rst,
-    input  wire                       cb_valid,
-    output wire                       cb_ready,
-    input  wire [{{ cb_data_w - 1 }}:0]              cb_data,
-    input  wire                       q_valid,
-    output wire                       q_ready,
-    input  wire [{{ q_data_w - 1 }}:0]              q_data,
-    input  wire                       start,
-    input  wire [{{ count_w - 1 }}:0]              n_tokens,
-    input  wire [{{ k_w - 1 }}:0]              k,
-    output wire                       busy,
-    output reg                        done,
-    input  wire                       code_valid,
-    output wire                       code_ready,
-    input  wire [{{ beat_bits - 1 }}:0]             code_data,
-    output wire                       res_valid,
-    input  wire                       res_ready,
-    output wire [{{ index_w - 1 }}:0]              res_index,
-    output wire [{{ score_bits - 1 }}:0]              res_score,
-    output wire                       res_last,
-    output reg  [{{ shift_w - 1 }}:0]               res_shift,
-    output reg  [{{ k_w - 1 }}:0]              res_count
+{%- for port in ports %}
+    {{ port.declaration() }}{% if !loop.last %},{% endif %}  // {{ port.doc }}
+{%- endfor %}
 );
     localparam CNT        = {{ count_w }};
     localparam KW         = {{ k_w }};
+{%- if clamp_n %}
     localparam [CNT-1:0] MAX_TOKENS = {{ count_w }}'d{{ max_tokens }};
+{%- endif %}
+{%- if clamp_k %}
     localparam [KW-1:0]  K_MAX      = {{ k_w }}'d{{ k_max }};
+{%- endif %}
 
     // ---------------------------------------------------------------- LUT double buffer
     reg  [1:0]                lut_full_q;     // buffer holds a built, unscanned LUT
@@ -129,8 +113,16 @@ module pq_topk_engine (
 
     reg  [1:0]                state_q;
     reg  [KW-1:0]             k_q;
+{%- if clamp_n %}
     wire [CNT-1:0]            n_clamped = (n_tokens > MAX_TOKENS) ? MAX_TOKENS : n_tokens;
+{%- else %}
+    wire [CNT-1:0]            n_clamped = n_tokens;   // every n_tokens value is <= MAX_TOKENS
+{%- endif %}
+{%- if clamp_k %}
     wire [KW-1:0]             k_clamped = (k > K_MAX) ? K_MAX : k;
+{%- else %}
+    wire [KW-1:0]             k_clamped = k;          // every k value is <= K_MAX
+{%- endif %}
     wire                      unused_scan_busy = scan_busy;
 
     assign busy = (state_q != E_IDLE);

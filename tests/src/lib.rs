@@ -28,3 +28,73 @@ pub fn example(name: &str) -> Accelerator {
     let path = repo_root().join("examples").join(format!("{name}.toml"));
     Accelerator::from_toml_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// Random valid accelerator descriptions, small enough to simulate and synthesize quickly.
+pub mod random {
+    use hwgen::spec::{
+        Accelerator, AcceleratorBuilder, EngineConfig, PqConfig, QuantConfig, RetrievalConfig,
+        ScannerConfig, TopKConfig,
+    };
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// The first `count` valid descriptions drawn from `seed`, named `rand<seed>_<i>`.
+    pub fn small_accelerators(seed: u64, count: usize) -> Vec<Accelerator> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut out = Vec::with_capacity(count);
+        let mut tries = 0;
+        while out.len() < count {
+            tries += 1;
+            assert!(
+                tries < 100 * count,
+                "random description generator rejects too much"
+            );
+            if let Some(acc) = draw(&mut rng, &format!("rand{seed}_{}", out.len())) {
+                out.push(acc);
+            }
+        }
+        out
+    }
+
+    fn draw(rng: &mut ChaCha8Rng, name: &str) -> Option<Accelerator> {
+        let m = 1u32 << rng.random_range(0..=2);
+        let sub = rng.random_range(1..=4u32);
+        let code_bits = rng.random_range(1..=3u32);
+        let k = 1u32 << code_bits;
+        let qb = rng.random_range(3..=8u32);
+        let cb = rng.random_range(3..=8u32);
+        let acc_bits = qb + cb + hwgen::spec::ceil_log2(u64::from(sub));
+        let lb = rng.random_range(3..=acc_bits.min(12));
+        let macs = 1u32 << rng.random_range(0..=code_bits);
+        let token_bits = m * code_bits;
+        let beat = [32u32, 64, 128][rng.random_range(0..3)];
+        let per_beat = beat / token_bits;
+        let divisors: Vec<u32> = (1..=per_beat.min(4))
+            .filter(|d| per_beat.is_multiple_of(*d))
+            .collect();
+        if divisors.is_empty() {
+            return None;
+        }
+        let lanes = divisors[rng.random_range(0..divisors.len())];
+        let max_tokens = rng.random_range(8..=96u32);
+        let k_max = rng.random_range(1..=8u32.min(max_tokens));
+        let topk = if rng.random_bool(0.5) {
+            TopKConfig::systolic(k_max)
+        } else {
+            TopKConfig::select(k_max).with_radix_bits(rng.random_range(1..=3))
+        };
+        AcceleratorBuilder::new(name, PqConfig::new(sub * m, m, code_bits))
+            .quant(QuantConfig::new(qb, cb, lb))
+            .dist_unit(hwgen::spec::DistUnitConfig::new(macs.min(k)))
+            .scanner(ScannerConfig::new(lanes))
+            .topk(topk)
+            .engine(EngineConfig::new(max_tokens).with_beat_bits(beat))
+            .retrieval(
+                RetrievalConfig::default()
+                    .with_sink_tokens(0)
+                    .with_budget(0.01, 0.0),
+            )
+            .build()
+            .ok()
+    }
+}

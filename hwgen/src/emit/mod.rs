@@ -1,4 +1,78 @@
-//! Emitters: turn a validated accelerator into files (Verilog now; HLS and platform projects
-//! follow the same pattern).
+//! Emitters: turn a validated accelerator into a folder of files (Verilog, its manifest and a
+//! README; HLS and platform projects follow the same pattern).
 
+pub mod manifest;
+pub mod readme;
 pub mod verilog;
+
+use std::path::{Path, PathBuf};
+
+use askama::Template;
+use thiserror::Error;
+
+use crate::spec::Accelerator;
+pub use manifest::Manifest;
+
+/// Why a folder could not be generated.
+#[derive(Debug, Error)]
+pub enum EmitError {
+    /// A template failed to render.
+    #[error("rendering templates: {0}")]
+    Render(#[from] askama::Error),
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// File or folder.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// A generated design: its files and manifest, in memory.
+#[derive(Debug, Clone)]
+pub struct Design {
+    /// Verilog sources, leaves first.
+    pub sources: Vec<verilog::SourceFile>,
+    /// The manifest.
+    pub manifest: Manifest,
+}
+
+impl Design {
+    /// Renders every file of `acc`.
+    pub fn render(acc: &Accelerator) -> Result<Self, EmitError> {
+        let sources = verilog::render(acc)?;
+        let manifest = Manifest::new(acc, &sources);
+        Ok(Self { sources, manifest })
+    }
+
+    /// Names of the Verilog files, leaves first.
+    pub fn verilog_files(&self) -> Vec<String> {
+        self.sources.iter().map(|f| f.file_name.clone()).collect()
+    }
+
+    /// Writes the sources, `manifest.json` and `README.md` into `dir`; returns the paths.
+    pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, EmitError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| EmitError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let mut written = Vec::new();
+        let mut put = |name: &str, text: &str| -> Result<(), EmitError> {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(io(&path))?;
+            written.push(path);
+            Ok(())
+        };
+        for f in &self.sources {
+            put(&f.file_name, &f.text)?;
+        }
+        put("manifest.json", &self.manifest.to_json())?;
+        put(
+            "README.md",
+            &(readme::FolderReadme::new(&self.manifest).render()? + "\n"),
+        )?;
+        Ok(written)
+    }
+}

@@ -125,7 +125,7 @@ pub fn check(cfg: &AcceleratorConfig) -> Vec<RuleViolation> {
     v.range("pq.m", pq.m, 1, 1024);
     if pq.m >= 1 && pq.head_dim >= 1 {
         v.require(
-            pq.head_dim % pq.m == 0,
+            pq.head_dim.is_multiple_of(pq.m),
             "pq.m",
             pq.m,
             format!(
@@ -234,7 +234,7 @@ pub fn check(cfg: &AcceleratorConfig) -> Vec<RuleViolation> {
                 ),
             );
             v.require(
-                cfg.scanner.lanes > per_beat || per_beat % cfg.scanner.lanes == 0,
+                cfg.scanner.lanes > per_beat || per_beat.is_multiple_of(cfg.scanner.lanes),
                 "scanner.lanes",
                 cfg.scanner.lanes,
                 format!(

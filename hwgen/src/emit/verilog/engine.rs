@@ -3,6 +3,7 @@
 use askama::Template;
 
 use super::header::header;
+use super::ports::{engine_ports, Port};
 use crate::spec::{unsigned_bits, Accelerator};
 
 /// Template data of the engine.
@@ -10,16 +11,16 @@ use crate::spec::{unsigned_bits, Accelerator};
 #[template(path = "verilog/pq_topk_engine.v")]
 pub struct EngineV {
     header: String,
+    ports: Vec<Port>,
     strategy: String,
-    cb_data_w: u32,
-    q_data_w: u32,
     count_w: u32,
     k_w: u32,
-    beat_bits: u32,
     index_w: u32,
     score_bits: u32,
     shift_w: u32,
     max_tokens: u32,
+    clamp_n: bool,
+    clamp_k: bool,
     k_max: u32,
     m_w: u32,
     code_bits: u32,
@@ -34,16 +35,17 @@ impl EngineV {
         let w = &acc.derived().widths;
         Self {
             header: header(acc, "pq_topk_engine"),
+            ports: engine_ports(acc),
             strategy: c.topk.strategy.to_string(),
-            cb_data_w: w.sub_dim * w.centroid_bits,
-            q_data_w: c.pq.head_dim * w.query_bits,
             count_w: w.count_bits,
             k_w: w.k_bits,
-            beat_bits: c.engine.beat_bits,
             index_w: w.index_bits,
             score_bits: w.score_bits,
             shift_w: w.shift_bits,
             max_tokens: c.engine.max_tokens,
+            // A clamp is needed only when the port can hold values above the limit.
+            clamp_n: u64::from(c.engine.max_tokens) < (1u64 << w.count_bits) - 1,
+            clamp_k: u64::from(c.topk.k_max) < (1u64 << w.k_bits) - 1,
             k_max: c.topk.k_max,
             m_w: unsigned_bits(u64::from(c.pq.m - 1)),
             code_bits: c.pq.code_bits,

@@ -1,9 +1,11 @@
 //! Verilog emitters: one module per file, each rendered from a template under
 //! `templates/verilog/` with the data its view derives from the accelerator.
 
+mod board_top;
 mod dist_unit;
 mod engine;
 mod header;
+pub mod ports;
 mod scanner;
 mod topk;
 pub mod tree;
@@ -12,6 +14,7 @@ use askama::Template;
 
 use crate::spec::{Accelerator, TopKStrategy};
 
+pub use board_top::BoardTopV;
 pub use dist_unit::DistUnitV;
 pub use engine::EngineV;
 pub use scanner::ScannerV;
@@ -28,7 +31,10 @@ pub struct SourceFile {
     pub text: String,
 }
 
-fn file(module: &str, rendered: Result<String, askama::Error>) -> Result<SourceFile, askama::Error> {
+fn file(
+    module: &str,
+    rendered: Result<String, askama::Error>,
+) -> Result<SourceFile, askama::Error> {
     Ok(SourceFile {
         module: module.to_string(),
         file_name: format!("{module}.v"),
@@ -37,16 +43,20 @@ fn file(module: &str, rendered: Result<String, askama::Error>) -> Result<SourceF
     })
 }
 
-/// Renders every Verilog module of the accelerator, leaves first, the engine last.
+/// Renders every Verilog module of the accelerator, leaves first, then the engine and the
+/// byte-stream board top.
 pub fn render(acc: &Accelerator) -> Result<Vec<SourceFile>, askama::Error> {
     let mut files = vec![
         file("pq_dist_unit", DistUnitV::new(acc).render())?,
         file("lut_scanner", ScannerV::new(acc).render())?,
     ];
     match acc.config().topk.strategy {
-        TopKStrategy::Systolic => files.push(file("topk_systolic", TopKSystolicV::new(acc).render())?),
+        TopKStrategy::Systolic => {
+            files.push(file("topk_systolic", TopKSystolicV::new(acc).render())?)
+        }
         TopKStrategy::Select => files.push(file("topk_select", TopKSelectV::new(acc).render())?),
     }
     files.push(file("pq_topk_engine", EngineV::new(acc).render())?);
+    files.push(file("kvpq_board_top", BoardTopV::new(acc).render())?);
     Ok(files)
 }

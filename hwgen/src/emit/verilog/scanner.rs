@@ -45,7 +45,8 @@ impl ScannerV {
         // Stage 1 reads the LUT; the adder tree levels follow.
         let tree = reduction_tree("t", c.pq.m as usize, 2);
         let last_stage = 1 + tree.len();
-        let ctr_w = unsigned_bits(u64::from(c.engine.max_tokens) + u64::from(tpb)).max(w.index_bits + 1);
+        let ctr_w =
+            unsigned_bits(u64::from(c.engine.max_tokens) + u64::from(tpb)).max(w.index_bits + 1);
         Self {
             header: header(acc, "lut_scanner"),
             m: c.pq.m,

@@ -1,0 +1,64 @@
+//! `hwgen lint`: generates the RTL and checks it with Verilator (-Wall) and Yosys (synthesis,
+//! no latches, `check -assert`); reports the cell count of every module.
+
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::emit::Design;
+use crate::flow::lint::verilator_lint;
+use crate::flow::yosys::{synth_check, CellCounts, SynthMode};
+use crate::spec::Accelerator;
+
+/// Top module the checks start from: it instantiates every other module.
+pub const CHECK_TOP: &str = "kvpq_board_top";
+
+/// Result of a clean check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LintReport {
+    /// Accelerator name.
+    pub name: String,
+    /// Cells per module (excluding submodules).
+    pub cells: CellCounts,
+    /// How Yosys synthesized.
+    pub mode: SynthMode,
+}
+
+impl fmt::Display for LintReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = match self.mode {
+            SynthMode::Full => "generic gates, memories as flip-flops",
+            SynthMode::KeepMemories => "generic gates, memories kept as one cell each",
+        };
+        writeln!(
+            f,
+            "`{}`: verilator -Wall clean, yosys synth + check -assert clean ({how})",
+            self.name
+        )?;
+        writeln!(f, "  {:<16} {:>10}", "module", "cells")?;
+        for (module, n) in &self.cells {
+            writeln!(f, "  {module:<16} {n:>10}")?;
+        }
+        write!(
+            f,
+            "  {:<16} {:>10}",
+            "total",
+            self.cells.values().sum::<u64>()
+        )
+    }
+}
+
+/// Generates `acc` into `dir` and runs both checks.
+pub fn run(acc: &Accelerator, dir: &Path, mode: SynthMode) -> Result<LintReport> {
+    let design = Design::render(acc).context("rendering RTL")?;
+    design.write(dir).context("writing RTL")?;
+    let files = design.verilog_files();
+    verilator_lint(dir, &files, CHECK_TOP).context("verilator lint")?;
+    let cells = synth_check(dir, &files, CHECK_TOP, mode).context("yosys synthesis check")?;
+    Ok(LintReport {
+        name: acc.config().name.clone(),
+        cells,
+        mode,
+    })
+}
