@@ -196,7 +196,8 @@ module pq_dist_unit (
 
     // ---------------------------------------------------------------- control
     wire q_fire = q_valid && q_ready;
-    assign q_ready = (state_q == S_IDLE) && lut_free;
+    // Not in the cycle lut_done is high: the engine marks that buffer full only at its end.
+    assign q_ready = (state_q == S_IDLE) && lut_free && !lut_done;
 
     always @(posedge clk) begin
         lut_done <= 1'b0;

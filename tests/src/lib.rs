@@ -98,3 +98,76 @@ pub mod random {
             .ok()
     }
 }
+
+/// Random integer workloads that fit an accelerator, and the golden answer.
+pub mod workload {
+    use hwgen::golden::packing::pack;
+    use hwgen::golden::QuantCodebook;
+    use hwgen::spec::Accelerator;
+    use ndarray::{Array2, Array3};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Codebook, codes and queries drawn for one accelerator.
+    pub struct IntWorkload {
+        /// Integer codebooks.
+        pub codebook: QuantCodebook,
+        /// Codes of `n` tokens (N x M).
+        pub codes: Array2<u8>,
+        /// Packed beats of the codes.
+        pub beats: Vec<u64>,
+        /// Integer queries.
+        pub queries: Vec<Vec<i32>>,
+    }
+
+    /// How values are drawn.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Values {
+        /// Uniform over the full signed ranges (extremes included).
+        Uniform,
+        /// Few distinct values: many equal scores (ties).
+        Ties,
+    }
+
+    /// Draws a workload of `n` tokens and `queries` queries.
+    pub fn draw(
+        acc: &Accelerator,
+        n: usize,
+        queries: usize,
+        values: Values,
+        seed: u64,
+    ) -> IntWorkload {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let c = acc.config();
+        let w = acc.derived().widths;
+        let (m, k, sub) = (
+            c.pq.m as usize,
+            w.codebook_size as usize,
+            w.sub_dim as usize,
+        );
+        let cmax = (1i32 << (w.centroid_bits - 1)) - 1;
+        let qmax = (1i32 << (w.query_bits - 1)) - 1;
+        let mut pick = |rng: &mut ChaCha8Rng, max: i32| match values {
+            Values::Uniform => rng.random_range(-max - 1..=max),
+            Values::Ties => [-1, 0, 1][rng.random_range(0..3)],
+        };
+        let codebook = QuantCodebook {
+            values: Array3::from_shape_fn((m, k, sub), |_| pick(&mut rng, cmax)),
+            scale: 1.0,
+        };
+        let codes = Array2::from_shape_fn((n, m), |_| match values {
+            Values::Uniform => rng.random_range(0..k) as u8,
+            Values::Ties => rng.random_range(0..k.min(2)) as u8,
+        });
+        let beats = pack(&acc.derived().layout, codes.view()).expect("codes fit");
+        let queries = (0..queries)
+            .map(|_| (0..c.pq.head_dim).map(|_| pick(&mut rng, qmax)).collect())
+            .collect();
+        IntWorkload {
+            codebook,
+            codes,
+            beats,
+            queries,
+        }
+    }
+}

@@ -106,6 +106,8 @@ module topk_select (
         end
     end
     wire [713:0]             unused_in_index = in_index;  // indices follow from buffer positions
+    // Tokens including this cycle's group: flush arrives with the query's last scores.
+    wire [CNT-1:0]            n_now = n_q + in_popcount;
 
     // ---------------------------------------------------------------- buffer reads
     // rd_data_q is word rd_word_q - 1; rd_mask_q its valid lanes, rd_base_q its first token.
@@ -284,7 +286,7 @@ module topk_select (
                         above_q        <= {CNT{1'b0}};
                         cand_count_q   <= {(BINS*CNT){1'b0}};
                         rd_word_q      <= {WW{1'b0}};
-                        rd_left_q      <= n_q;
+                        rd_left_q      <= n_now;
                         rd_next_base_q <= {CTR{1'b0}};
                         rd_valid_q     <= 1'b0;
                     end

@@ -82,6 +82,7 @@ pub struct TopKSelectV {
     best_digit_ext: String,
     pick_lane_ext: String,
     n_q_ext: String,
+    n_now_ext: String,
     count_ext_expr: String,
 }
 
@@ -135,6 +136,7 @@ impl TopKSelectV {
             best_digit_ext: zext("best_v", r, key_bits),
             pick_lane_ext: zext("pick_lane", lane_w, ctr_w),
             n_q_ext: zext("n_q", w.count_bits, ctr_w),
+            n_now_ext: zext("n_now", w.count_bits, ctr_w),
             count_ext_expr: zext("count_q", w.k_bits, w.count_bits),
         }
     }

@@ -1,0 +1,63 @@
+//! Errors of building and running simulation models.
+
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Why a simulation could not be built or run.
+#[derive(Debug, Error)]
+pub enum SimError {
+    /// An external tool (Verilator, the C++ compiler) failed or is missing.
+    #[error(transparent)]
+    Tool(#[from] hwgen::flow::ToolError),
+    /// The RTL or the shim could not be rendered.
+    #[error(transparent)]
+    Emit(#[from] hwgen::emit::EmitError),
+    /// The shim template failed.
+    #[error("rendering the C++ shim: {0}")]
+    Render(#[from] askama::Error),
+    /// A file operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// File or folder.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The built model could not be loaded.
+    #[error("loading simulation model {path}: {source}")]
+    Load {
+        /// Shared library.
+        path: PathBuf,
+        /// Loader error.
+        source: libloading::Error,
+    },
+    /// The generated Verilog lacks the module or a port the driver needs.
+    #[error("module `{module}`: {what}")]
+    Interface {
+        /// Module.
+        module: String,
+        /// What is missing or wrong.
+        what: String,
+    },
+    /// The design stopped making progress.
+    #[error("no progress after {cycles} cycles: {what}")]
+    Timeout {
+        /// Cycles simulated.
+        cycles: u64,
+        /// What the driver was waiting for.
+        what: String,
+    },
+    /// The design broke its own protocol.
+    #[error("protocol violation at cycle {cycle}: {what}")]
+    Protocol {
+        /// Cycle.
+        cycle: u64,
+        /// What happened.
+        what: String,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T> = std::result::Result<T, SimError>;

@@ -1,0 +1,19 @@
+//! Co-simulation of kvpq's generated RTL with Verilator, driven from Rust.
+//!
+//! [`build::build_model`] verilates a generated design into a shared library (cached by
+//! content hash), [`model::Model`] loads it, and [`driver::EngineSim`] plays the engine's
+//! environment: codebooks, queries, code beats with random stalls, results, cycle counts.
+
+#![warn(missing_docs)]
+
+pub mod bits;
+pub mod build;
+pub mod driver;
+pub mod error;
+pub mod model;
+pub mod ports;
+
+pub use build::{build_model, default_cache, BuiltModel};
+pub use driver::{EngineSim, Job, JobOutcome, Stalls};
+pub use error::{Result, SimError};
+pub use model::Model;
