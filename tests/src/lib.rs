@@ -147,7 +147,7 @@ pub mod workload {
         );
         let cmax = (1i32 << (w.centroid_bits - 1)) - 1;
         let qmax = (1i32 << (w.query_bits - 1)) - 1;
-        let mut pick = |rng: &mut ChaCha8Rng, max: i32| match values {
+        let pick = |rng: &mut ChaCha8Rng, max: i32| match values {
             Values::Uniform => rng.random_range(-max - 1..=max),
             Values::Ties => [-1, 0, 1][rng.random_range(0..3)],
         };
