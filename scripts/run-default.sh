@@ -10,6 +10,6 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-cargo build --release --locked -p hwgen
+cargo build --release --locked -p hwgen-cli
 ./target/release/hwgen check "$config"
 ./target/release/hwgen golden "$config"

@@ -12,6 +12,7 @@ pub mod driver;
 pub mod error;
 pub mod model;
 pub mod ports;
+pub mod report;
 
 pub use build::{build_model, default_cache, BuiltModel};
 pub use driver::{EngineSim, Job, JobOutcome, Stalls};

@@ -47,6 +47,24 @@ enum Command {
         #[arg(long)]
         keep_memories: bool,
     },
+    /// Simulate the generated engine with Verilator on synthetic data, check every result
+    /// against the golden model, and print cycles per query and scan efficiency.
+    Sim {
+        /// TOML description.
+        config: PathBuf,
+        /// Tokens per query (capped by engine.max_tokens).
+        #[arg(long, default_value_t = 4096)]
+        tokens: u32,
+        /// Queries, run back to back.
+        #[arg(long, default_value_t = 4)]
+        queries: usize,
+        /// Results per query (default: the retrieval policy's k).
+        #[arg(long)]
+        k: Option<u32>,
+        /// Seed of the data.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Run the bit-exact golden model on clustered synthetic keys and report recall@k.
     Golden {
         /// TOML description.
@@ -120,6 +138,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 SynthMode::Full
             };
             println!("{}", lint::run(&acc, &out, mode)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim {
+            config,
+            tokens,
+            queries,
+            k,
+            seed,
+        } => {
+            let acc = load(&config)?;
+            let opts = sim::report::SimOptions {
+                tokens,
+                queries,
+                k,
+                seed,
+                ..Default::default()
+            };
+            eprintln!("building the Verilator model (cached after the first run)...");
+            let report =
+                sim::report::run(&acc, &opts, &sim::default_cache()).context("simulation")?;
+            println!("{report}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Golden {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn examples() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
 fn hwgen(args: &[&str]) -> (bool, String, String) {
