@@ -14,7 +14,7 @@ use hwgen::emit::Design;
 use hwgen::flow::Tool;
 
 /// Bump when the shim or the build recipe changes, so cached models are rebuilt.
-const RECIPE: &str = "kvpq-sim-1";
+const RECIPE: &str = "kvpq-sim-4";
 
 /// A built model: its shared library and the ports of its top module.
 #[derive(Debug, Clone)]

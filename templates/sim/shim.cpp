@@ -61,7 +61,8 @@ void kvpq_sim_eval(void* p) {
     s->top->eval();
 }
 
-// One clock cycle: rising edge, then falling edge.
+// One clock cycle: rising edge, then falling edge (Verilator detects an edge only between
+// two evals, so both are needed).
 void kvpq_sim_tick(void* p) {
     Sim* s = static_cast<Sim*>(p);
     s->top->clk = 1;

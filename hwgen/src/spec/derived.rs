@@ -172,46 +172,51 @@ impl Storage {
     }
 }
 
-/// Cycles the engine spends per query (DESIGN.md section 6).
+/// Cycles the engine spends per query (DESIGN.md section 6), counted from the generated RTL
+/// and checked against its Verilator model (`hwgen sim`, the co-simulation benches).
 ///
-/// The model assumes: the LUT of query i+1 is built while query i is scanned (double buffer);
-/// the scanner stops at N, not at the end of the last beat; the top-k unit finishes query i
-/// before it accepts scores of query i+1.
+/// The LUT of query i+1 is built while query i is scanned (two LUT buffers); the scanner
+/// stops at N, not at the end of the last beat; the top-k unit finishes query i before it
+/// accepts scores of query i+1. The `select` drain assumes no extra ties at the threshold
+/// (each extra score equal to T costs one cycle).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CycleModel {
     /// Parallel lanes of the scanner.
     pub lanes: u32,
-    /// Cycles to build and normalize one LUT.
+    /// Cycles from accepting a query to its LUT being ready.
     pub lut_build: u64,
-    /// Cycles from a token entering the scanner to its score leaving it.
+    /// Cycles from a token group's issue to its scores leaving the scanner.
     pub scan_depth: u64,
     /// Top-k strategy.
     pub strategy: TopKStrategy,
     /// Score bits resolved per selection pass (`select`).
     pub radix_bits: u32,
-    /// Selection passes: ceil(score_bits / radix_bits) (`select`).
+    /// Selection and sort passes: ceil(score_bits / radix_bits) (`select`).
     pub radix_digits: u32,
 }
 
-/// Pipeline stages of a MAC (multiply, accumulate) before its result is final.
-const MAC_PIPELINE: u64 = 2;
-/// Scanner stages besides the adder tree: code unpack, LUT read, output register.
-const SCAN_FIXED_STAGES: u64 = 3;
+/// Cycles from `start` to the first token group's issue (start register, scanner start,
+/// first beat register).
+const START_OVERHEAD: u64 = 3;
+/// Cycles from the last scores to `done` besides the top-k unit's own work.
+const DONE_OVERHEAD: u64 = 1;
 
 impl CycleModel {
     fn of(cfg: &AcceleratorConfig, w: &Widths) -> Self {
-        let entries = u64::from(cfg.pq.m) * u64::from(w.codebook_size);
+        let sub = u64::from(w.sub_dim);
         let macs = u64::from(cfg.dist_unit.macs.max(1));
-        // MAC passes over the sub-vectors, then one normalizing write per LUT bank entry
-        // (the M banks are written in parallel).
-        let lut_build = entries.div_ceil(macs) * u64::from(w.sub_dim)
-            + MAC_PIPELINE
-            + u64::from(w.codebook_size);
+        let groups = (u64::from(cfg.pq.m) * u64::from(w.codebook_size)).div_ceil(macs);
+        // Two passes (find max|acc|, then write) over `groups` MAC groups; a group takes
+        // load + SUB MAC cycles + tail + capture, and its MACS accumulators drain one per
+        // cycle while the next group computes.
+        let period = (sub + 3).max(macs + 1);
+        let pass = (sub + 3 + macs) + (groups - 1) * period;
         let radix_bits = cfg.topk.radix_bits.unwrap_or(DEFAULT_RADIX_BITS).max(1);
         Self {
             lanes: cfg.scanner.lanes,
-            lut_build,
-            scan_depth: SCAN_FIXED_STAGES + u64::from(ceil_log2(u64::from(cfg.pq.m))),
+            lut_build: 2 * pass + 3,
+            // issue, LUT read, one register per adder tree level
+            scan_depth: 2 + u64::from(ceil_log2(u64::from(cfg.pq.m))),
             strategy: cfg.topk.strategy,
             radix_bits,
             radix_digits: w.score_bits.div_ceil(radix_bits),
@@ -223,28 +228,34 @@ impl CycleModel {
         n.div_ceil(u64::from(self.lanes))
     }
 
-    /// Cycles after the last score until the last result of a `k`-query leaves the engine.
+    /// Cycles from the last scores to `done` for a `k`-query over `n` tokens, with the
+    /// result stream always ready.
     pub fn topk_drain(&self, n: u64, k: u64) -> u64 {
         let k = k.min(n);
+        if k == 0 {
+            return 1 + DONE_OVERHEAD;
+        }
         match self.strategy {
-            // The per-lane queues settle in one cycle, then a merge tree emits one result a
-            // cycle.
-            TopKStrategy::Systolic => 1 + u64::from(ceil_log2(u64::from(self.lanes))) + k,
-            // The first histogram is built during the scan; each further digit needs a pass
-            // over the held scores; every digit ends with a walk over its 2^r bins; an emit
-            // pass collects the selected tokens, which are put in order by counting-sort
-            // passes over the k survivors and streamed out.
+            // The queues settle, then the merge tree emits one result per cycle.
+            TopKStrategy::Systolic => 1 + k + DONE_OVERHEAD,
+            // `digits` threshold passes over the n/lanes buffer words (2 cycles of pipeline
+            // each), an emit pass (3 cycles per word + one per kept score), `digits` sort
+            // passes (k + 2 each), then the results stream out.
             TopKStrategy::Select => {
                 let digits = u64::from(self.radix_digits);
-                let bins = 1u64 << self.radix_bits;
-                (digits - 1) * self.scan(n) + digits * bins + self.scan(n) + digits * k + k
+                let words = self.scan(n);
+                1 + digits * (words + 2)
+                    + (3 * words + k + 1)
+                    + digits * (k + 2)
+                    + (k + 1)
+                    + DONE_OVERHEAD
             }
         }
     }
 
-    /// Cycles from `start` to the last result for one query whose LUT is already built.
+    /// Cycles from `start` to `done` for one query whose LUT is already built.
     pub fn query_latency(&self, n: u64, k: u64) -> u64 {
-        self.scan(n) + self.scan_depth + self.topk_drain(n, k)
+        START_OVERHEAD + self.scan(n) + self.scan_depth + self.topk_drain(n, k)
     }
 
     /// Steady-state cycles between query starts when queries follow back to back.

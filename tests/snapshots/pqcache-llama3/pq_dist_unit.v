@@ -91,41 +91,50 @@ module pq_dist_unit (
     // All MACs of a group share subspace m = group / (K/MACS) and its query sub-vector.
     wire [0:0]               group_m = group_q[1:1];
     wire [5:0]               group_c = { group_q[0:0], 5'd0 };
-    reg  [MACS*CENT_W-1:0]    cent_sr_q;      // centroid elements, shifted one element per cycle
     reg  [QSUB_W-1:0]         qsub_sr_q;      // query sub-vector, shifted one element per cycle
-    reg  [MACS*PW-1:0]        prod_q;         // stage 1: products
-    reg                       prod_valid_q;
-    reg  [MACS*ACC-1:0]       acc_q;          // stage 2: accumulators
-    integer i;
-
-    wire signed [PW-1:0]      q_elem = { {(PW-QB){qsub_sr_q[QB-1]}}, qsub_sr_q[QB-1:0]};
+    reg                       prod_valid_q;   // stage 1 holds a product
+    wire [MACS*CENT_W-1:0]    cb_word = cb_mem[group_q];
+    wire [MACS*ACC-1:0]       acc_all;
+    wire [PW-1:0]             q_elem = { {(PW-QB){qsub_sr_q[QB-1]}}, qsub_sr_q[QB-1:0]};
 
     always @(posedge clk) begin
         case (state_q)
             S_LOAD: begin
-                cent_sr_q    <= cb_mem[group_q];
                 qsub_sr_q    <= query_q[group_m*QSUB_W +: QSUB_W];
-                acc_q        <= {(MACS*ACC){1'b0}};
                 prod_valid_q <= 1'b0;
             end
-            S_MAC, S_TAIL: begin
-                for (i = 0; i < MACS; i = i + 1) begin
-                    if (state_q == S_MAC) begin
-                        prod_q[i*PW +: PW] <= q_elem * { {(PW-CB){cent_sr_q[i*CENT_W+CB-1]}}, cent_sr_q[i*CENT_W +: CB]};
-                        cent_sr_q[i*CENT_W +: CENT_W] <= cent_sr_q[i*CENT_W +: CENT_W] >> CB;
-                    end
-                    if (prod_valid_q) begin
-                        acc_q[i*ACC +: ACC] <= acc_q[i*ACC +: ACC] + { {(ACC-PW){prod_q[i*PW+PW-1]}}, prod_q[i*PW +: PW]};
-                    end
-                end
+            S_MAC: begin
                 qsub_sr_q    <= qsub_sr_q >> QB;
-                prod_valid_q <= (state_q == S_MAC);
+                prod_valid_q <= 1'b1;
             end
-            default: begin
-                prod_valid_q <= 1'b0;
-            end
+            default: prod_valid_q <= 1'b0;
         endcase
     end
+
+    // One MAC per centroid of the group: stage 1 multiplies, stage 2 accumulates.
+    genvar gm;
+    generate
+        for (gm = 0; gm < MACS; gm = gm + 1) begin : g_mac
+            reg  [CENT_W-1:0] cent_sr_q;      // centroid elements, shifted one element per cycle
+            reg  [PW-1:0]     prod_q;
+            reg  [ACC-1:0]    acc_q;
+            always @(posedge clk) begin
+                if (state_q == S_LOAD) begin
+                    cent_sr_q <= cb_word[gm*CENT_W +: CENT_W];
+                    acc_q     <= {ACC{1'b0}};
+                end else begin
+                    if (state_q == S_MAC) begin
+                        prod_q    <= q_elem * { {(PW-CB){cent_sr_q[CB-1]}}, cent_sr_q[CB-1:0]};
+                        cent_sr_q <= cent_sr_q >> CB;
+                    end
+                    if (prod_valid_q) begin
+                        acc_q <= acc_q + { {(ACC-PW){prod_q[PW-1]}}, prod_q };
+                    end
+                end
+            end
+            assign acc_all[gm*ACC +: ACC] = acc_q;
+        end
+    endgenerate
 
     // ---------------------------------------------------------------- drain
     // One accumulator per cycle: pass 0 tracks max|acc|, pass 1 writes lut = acc >>> shift.
@@ -145,7 +154,7 @@ module pq_dist_unit (
         if (rst) begin
             drain_busy_q <= 1'b0;
         end else if (capture) begin
-            drain_sr_q    <= acc_q;
+            drain_sr_q    <= acc_all;
             drain_busy_q  <= 1'b1;
             drain_count_q <= 5'd0;
             drain_m_q     <= group_m;
