@@ -76,8 +76,13 @@ pub mod random {
             return None;
         }
         let lanes = divisors[rng.random_range(0..divisors.len())];
-        let max_tokens = rng.random_range(8..=96u32);
-        let k_max = rng.random_range(1..=8u32.min(max_tokens));
+        let k_max = rng.random_range(1..=8u32);
+        // One in five holds exactly k_max tokens, so k = max_tokens is exercised.
+        let max_tokens = if rng.random_bool(0.2) {
+            k_max
+        } else {
+            rng.random_range(8..=96u32)
+        };
         let topk = if rng.random_bool(0.5) {
             TopKConfig::systolic(k_max)
         } else {
