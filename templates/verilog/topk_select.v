@@ -12,20 +12,7 @@
 `default_nettype none
 
 module topk_select (
-    input  wire                       clk,
-    input  wire                       rst,
-    input  wire                       clear,     // start of a query
-    input  wire [{{ lanes - 1 }}:0]              in_valid,
-    input  wire [{{ lanes * score_bits - 1 }}:0]             in_score,
-    input  wire [{{ lanes * index_w - 1 }}:0]             in_index,
-    input  wire                       flush,     // all scores delivered: emit `count` results
-    input  wire [{{ k_w - 1 }}:0]              count,
-    output wire                       res_valid,
-    input  wire                       res_ready,
-    output wire [{{ index_w - 1 }}:0]              res_index,
-    output wire [{{ score_bits - 1 }}:0]              res_score,
-    output wire                       res_last,
-    output reg                        done
+{% include "verilog/topk_ports.vh" %}
 );
     localparam LANES  = {{ lanes }};
     localparam KMAX   = {{ k_max }};

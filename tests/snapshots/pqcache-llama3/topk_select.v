@@ -17,7 +17,7 @@
 module topk_select (
     input  wire                       clk,
     input  wire                       rst,
-    input  wire                       clear,     // start of a query
+    input  wire                       clear,     // start of a query: forget the previous one
     input  wire [41:0]              in_valid,
     input  wire [713:0]             in_score,
     input  wire [713:0]             in_index,
