@@ -34,6 +34,9 @@ enum Command {
         /// Output folder.
         #[arg(short, long)]
         out: PathBuf,
+        /// Also emit the Vitis HLS C++ kernel and its g++ C simulation harness (into OUT/hls).
+        #[arg(long)]
+        hls: bool,
     },
     /// Generate the RTL and check it: Verilator -Wall lint, Yosys synthesis with no latches,
     /// undriven nets or loops; print cells per module.
@@ -117,9 +120,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Generate { config, out } => {
+        Command::Generate { config, out, hls } => {
             let acc = load(&config)?;
-            let (design, paths) = generate::write_design(&acc, &out)?;
+            let (design, mut paths) = generate::write_design(&acc, &out)?;
+            if hls {
+                paths.extend(generate::write_hls(&acc, &out.join("hls"))?);
+            }
             for path in paths {
                 println!("wrote {}", path.display());
             }

@@ -1,6 +1,7 @@
 //! Emitters: turn a validated accelerator into a folder of files (Verilog, its manifest and a
 //! README; HLS and platform projects follow the same pattern).
 
+pub mod hls;
 pub mod manifest;
 pub mod readme;
 pub mod verilog;

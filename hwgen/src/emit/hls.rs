@@ -1,0 +1,108 @@
+//! Vitis HLS C++ of the engine: a parameter header, the kernel, and a C simulation harness
+//! that compiles with g++ (the kernel uses plain fixed-width integers).
+
+use askama::Template;
+
+use super::verilog::SourceFile;
+use crate::spec::Accelerator;
+
+/// Numbers every HLS file is rendered from.
+#[derive(Debug, Clone)]
+pub struct HlsParams {
+    name: String,
+    version: &'static str,
+    head_dim: u32,
+    m: u32,
+    sub: u32,
+    code_bits: u32,
+    k: u32,
+    query_bits: u32,
+    centroid_bits: u32,
+    lut_bits: u32,
+    score_bits: u32,
+    lanes: u32,
+    beat_bits: u32,
+    words_per_beat: usize,
+    tokens_per_beat: u32,
+    max_tokens: u32,
+    k_max: u32,
+    radix_bits: u32,
+    codebook_len: u32,
+    code_words: usize,
+}
+
+impl HlsParams {
+    /// Derives the parameters from a validated accelerator.
+    pub fn new(acc: &Accelerator) -> Self {
+        let c = acc.config();
+        let d = acc.derived();
+        let w = &d.widths;
+        Self {
+            name: c.name.clone(),
+            version: env!("CARGO_PKG_VERSION"),
+            head_dim: c.pq.head_dim,
+            m: c.pq.m,
+            sub: w.sub_dim,
+            code_bits: c.pq.code_bits,
+            k: w.codebook_size,
+            query_bits: w.query_bits,
+            centroid_bits: w.centroid_bits,
+            lut_bits: w.lut_bits,
+            score_bits: w.score_bits,
+            lanes: c.scanner.lanes,
+            beat_bits: c.engine.beat_bits,
+            words_per_beat: d.layout.words_per_beat(),
+            tokens_per_beat: d.layout.tokens_per_beat,
+            max_tokens: c.engine.max_tokens,
+            k_max: c.topk.k_max,
+            radix_bits: d.cycles.radix_bits,
+            codebook_len: c.pq.m * w.codebook_size * w.sub_dim,
+            code_words: d.layout.beats_for(c.engine.max_tokens as usize)
+                * d.layout.words_per_beat(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "hls/kvpq_params.h")]
+struct ParamsH<'a> {
+    p: &'a HlsParams,
+}
+
+#[derive(Template)]
+#[template(path = "hls/pq_topk_kernel.cpp")]
+struct KernelCpp<'a> {
+    p: &'a HlsParams,
+}
+
+#[derive(Template)]
+#[template(path = "hls/csim_main.cpp")]
+struct CsimCpp<'a> {
+    p: &'a HlsParams,
+}
+
+fn file(
+    module: &str,
+    name: &str,
+    text: Result<String, askama::Error>,
+) -> Result<SourceFile, askama::Error> {
+    Ok(SourceFile {
+        module: module.to_string(),
+        file_name: name.to_string(),
+        text: text? + "\n",
+    })
+}
+
+/// Renders the HLS kernel, its parameter header and the C simulation harness.
+pub fn render(acc: &Accelerator) -> Result<Vec<SourceFile>, askama::Error> {
+    let p = HlsParams::new(acc);
+    Ok(vec![
+        file("kvpq_params", "kvpq_params.h", ParamsH { p: &p }.render())?,
+        file(
+            "pq_topk_kernel",
+            "pq_topk_kernel.cpp",
+            KernelCpp { p: &p }.render(),
+        )?,
+        file("csim_main", "csim_main.cpp", CsimCpp { p: &p }.render())?,
+    ])
+}

@@ -1,0 +1,178 @@
+//! C simulation of the generated HLS kernel: compiled with g++ and run against the golden
+//! model, bit-exact on 50 random configurations (`KVPQ_CSIM_CONFIGS=N` for more), with
+//! uniform and tie-heavy data, N not a multiple of the beat, N < k, N = 0, k = 0, k = k_max.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hwgen::emit::hls;
+use hwgen::golden::{GoldenEngine, Hit, QueryResult};
+use hwgen::spec::Accelerator;
+use kvpq_tests::random::small_accelerators;
+use kvpq_tests::workload::{draw, Values};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+fn env_or(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Compiles the C simulation of `acc` (cached by the hash of its sources); returns the binary.
+fn build(acc: &Accelerator) -> Result<PathBuf, String> {
+    let files = hls::render(acc).map_err(|e| e.to_string())?;
+    let mut h = Sha256::new();
+    for f in &files {
+        h.update(f.text.as_bytes());
+    }
+    let key: String = h
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../target/kvpq-csim/{}-{key}", acc.config().name));
+    let bin = dir.join("csim");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    for f in &files {
+        std::fs::write(dir.join(&f.file_name), &f.text).map_err(|e| e.to_string())?;
+    }
+    let out = Command::new("g++")
+        .args([
+            "-std=c++17",
+            "-O1",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-Wno-unknown-pragmas",
+            "-Wno-unused-label",
+            "pq_topk_kernel.cpp",
+            "csim_main.cpp",
+            "-o",
+            "csim.tmp",
+        ])
+        .current_dir(&dir)
+        .output()
+        .map_err(|e| format!("g++: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "g++ failed in {}:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    std::fs::rename(dir.join("csim.tmp"), &bin).map_err(|e| e.to_string())?;
+    Ok(bin)
+}
+
+fn run_config(acc: &Accelerator, seed: u64) -> Result<usize, String> {
+    let name = &acc.config().name;
+    let bin = build(acc).map_err(|e| format!("{name}: {e}"))?;
+    let max_n = acc.config().engine.max_tokens as usize;
+    let k_max = acc.config().topk.k_max as usize;
+    let tpb = acc.derived().layout.tokens_per_beat as usize;
+    let shapes = [
+        (max_n, k_max),
+        (max_n / 2 + 1, k_max.div_ceil(2)),
+        (k_max.saturating_sub(1), k_max),
+        (0, 1),
+        (max_n, 0),
+        ((tpb + 1).min(max_n), k_max),
+    ];
+    let mut checked = 0;
+    for (round, values) in [Values::Uniform, Values::Ties].into_iter().enumerate() {
+        let wl = draw(acc, max_n, shapes.len(), values, seed * 2 + round as u64);
+        let golden = GoldenEngine::new(acc, wl.codebook.clone()).map_err(|e| e.to_string())?;
+        let mut job = String::new();
+        for v in wl.codebook.values.iter() {
+            write!(job, "{v} ").unwrap();
+        }
+        job.push('\n');
+        for (&(n, k), q) in shapes.iter().zip(&wl.queries) {
+            write!(job, "{n} {k} ").unwrap();
+            for v in q {
+                write!(job, "{v} ").unwrap();
+            }
+            write!(job, "{} ", wl.beats.len()).unwrap();
+            for w in &wl.beats {
+                write!(job, "{w:x} ").unwrap();
+            }
+            job.push('\n');
+        }
+        let path = bin.with_file_name(format!("job-{seed}-{round}.txt"));
+        std::fs::write(&path, job).map_err(|e| e.to_string())?;
+        let out = Command::new(&bin)
+            .arg(&path)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!("{name}: csim exited with {}", out.status));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        for ((&(n, k), q), line) in shapes.iter().zip(&wl.queries).zip(text.lines()) {
+            let want = golden.run(q, &wl.beats, n, k).map_err(|e| e.to_string())?;
+            let mut parts = line.split_whitespace();
+            let count: usize = parts
+                .next()
+                .and_then(|s| s.parse().ok())
+                .ok_or("bad line")?;
+            let shift: u32 = parts
+                .next()
+                .and_then(|s| s.parse().ok())
+                .ok_or("bad line")?;
+            let hits: Vec<Hit> = parts
+                .map(|p| {
+                    let (i, s) = p.split_once(':').expect("index:score");
+                    Hit {
+                        index: i.parse().unwrap(),
+                        score: s.parse().unwrap(),
+                    }
+                })
+                .collect();
+            let got = QueryResult { hits, shift };
+            if got != want || count != want.hits.len() {
+                return Err(format!(
+                    "{name} ({values:?}, n {n}, k {k}): csim {got:?}\n golden {want:?}\n{}",
+                    acc.config().to_toml_string()
+                ));
+            }
+            checked += 1;
+        }
+        if checked < (round + 1) * shapes.len() {
+            return Err(format!("{name}: csim printed too few lines"));
+        }
+    }
+    Ok(checked)
+}
+
+#[test]
+fn hls_csim_matches_the_golden_model() {
+    let count = env_or("KVPQ_CSIM_CONFIGS", 50) as usize;
+    let seed = env_or("KVPQ_CSIM_SEED", 5);
+    let accs = small_accelerators(seed, count);
+    let results: Vec<Result<usize, String>> = accs
+        .par_iter()
+        .enumerate()
+        .map(|(i, a)| run_config(a, seed * 1000 + i as u64))
+        .collect();
+    let failures: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {count} configs failed:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let queries: usize = results.iter().filter_map(|r| r.as_ref().ok()).sum();
+    println!("{count} configs, {queries} queries bit-exact");
+}
