@@ -206,15 +206,17 @@ impl CycleModel {
         let sub = u64::from(w.sub_dim);
         let macs = u64::from(cfg.dist_unit.macs.max(1));
         let groups = (u64::from(cfg.pq.m) * u64::from(w.codebook_size)).div_ceil(macs);
-        // Two passes (find max|acc|, then write) over `groups` MAC groups; a group takes
-        // load + SUB MAC cycles + tail + capture, and its MACS accumulators drain one per
-        // cycle while the next group computes.
-        let period = (sub + 3).max(macs + 1);
-        let pass = (sub + 3 + macs) + (groups - 1) * period;
+        // Two passes over `groups` MAC groups; a group takes load + SUB MAC cycles + tail +
+        // capture. Pass 0 folds each group's max|acc| in at capture; in pass 1 the MACS
+        // accumulators drain into the LUT one per cycle while the next group computes.
+        let group = sub + 3;
+        let period = group.max(macs + 1);
+        let pass0 = groups * group;
+        let pass1 = (group + macs) + (groups - 1) * period;
         let radix_bits = cfg.topk.radix_bits.unwrap_or(DEFAULT_RADIX_BITS).max(1);
         Self {
             lanes: cfg.scanner.lanes,
-            lut_build: 2 * pass + 3,
+            lut_build: pass0 + pass1 + 3,
             // issue, LUT read, one register per adder tree level
             scan_depth: 2 + u64::from(ceil_log2(u64::from(cfg.pq.m))),
             strategy: cfg.topk.strategy,

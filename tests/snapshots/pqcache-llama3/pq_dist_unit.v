@@ -6,8 +6,9 @@
 //   For every subspace m and centroid c: acc[m][c] = sum_j q[m*SUB + j] * C[m][c][j],
 //   then one block-floating-point shift: lut = acc >>> shift, shift = max(0, bitlen(max|acc|) - (LB-1)).
 // The MACs work on groups of MACS consecutive centroids of one subspace, one element per cycle.
-// The normalization needs max|acc| first, so every LUT is computed twice: pass 0 finds the
-// shift, pass 1 recomputes and writes the shifted entries. No accumulator staging memory.
+// The normalization needs max|acc| first, so every LUT is computed twice: pass 0 folds each
+// group's largest |acc| into the maximum, pass 1 recomputes and drains the shifted entries into
+// the LUT one per cycle. No accumulator staging memory.
 `default_nettype none
 
 module pq_dist_unit (
@@ -136,15 +137,27 @@ module pq_dist_unit (
         end
     endgenerate
 
-    // ---------------------------------------------------------------- drain
-    // One accumulator per cycle: pass 0 tracks max|acc|, pass 1 writes lut = acc >>> shift.
+    // ---------------------------------------------------------------- pass 0: max|acc|
+    // The largest magnitude of the group's accumulators, folded in at capture.
+    reg  [ACC-1:0]            group_max_abs;
+    reg  [ACC-1:0]            mac_abs;
+    integer mi;
+    always @* begin
+        group_max_abs = {ACC{1'b0}};
+        for (mi = 0; mi < MACS; mi = mi + 1) begin
+            mac_abs = acc_all[mi*ACC+ACC-1] ? (~acc_all[mi*ACC +: ACC] + 22'd1) : acc_all[mi*ACC +: ACC];
+            if (mac_abs > group_max_abs) group_max_abs = mac_abs;
+        end
+    end
+
+    // ---------------------------------------------------------------- pass 1: drain
+    // One accumulator per cycle into the LUT: lut = acc >>> shift.
     reg  [MACS*ACC-1:0]       drain_sr_q;
     reg                       drain_busy_q;
     reg  [4:0]               drain_count_q;
     reg  [0:0]               drain_m_q;
     reg  [5:0]               drain_c_q;
     wire [ACC-1:0]            drain_acc = drain_sr_q[ACC-1:0];
-    wire [ACC-1:0]            drain_abs = drain_acc[ACC-1] ? (~drain_acc + 22'd1) : drain_acc;
     wire signed [ACC-1:0]     drain_shifted = $signed(drain_acc) >>> shift_q;
     wire                      capture = (state_q == S_CAPTURE) && !drain_busy_q;
     wire                      unused_drain_high = ^drain_shifted[ACC-1:LB];  // zero or sign copies
@@ -153,7 +166,7 @@ module pq_dist_unit (
         lut_we <= 1'b0;
         if (rst) begin
             drain_busy_q <= 1'b0;
-        end else if (capture) begin
+        end else if (capture && pass_q) begin
             drain_sr_q    <= acc_all;
             drain_busy_q  <= 1'b1;
             drain_count_q <= 5'd0;
@@ -164,20 +177,18 @@ module pq_dist_unit (
             drain_count_q <= drain_count_q + 5'd1;
             drain_c_q     <= drain_c_q + 6'd1;
             drain_busy_q  <= (drain_count_q != 5'd31);
-            if (pass_q) begin
-                lut_we    <= 1'b1;
-                lut_wm    <= drain_m_q;
-                lut_wc    <= drain_c_q;
-                lut_wdata <= drain_shifted[LB-1:0];
-            end
+            lut_we        <= 1'b1;
+            lut_wm        <= drain_m_q;
+            lut_wc        <= drain_c_q;
+            lut_wdata     <= drain_shifted[LB-1:0];
         end
     end
 
     always @(posedge clk) begin
         if (rst || (state_q == S_IDLE)) begin
             max_abs_q <= {ACC{1'b0}};
-        end else if (drain_busy_q && !pass_q && (drain_abs > max_abs_q)) begin
-            max_abs_q <= drain_abs;
+        end else if (capture && !pass_q && (group_max_abs > max_abs_q)) begin
+            max_abs_q <= group_max_abs;
         end
     end
 
