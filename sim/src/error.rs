@@ -49,6 +49,12 @@ pub enum SimError {
         /// What the driver was waiting for.
         what: String,
     },
+    /// The golden model refused the workload.
+    #[error("golden model: {0}")]
+    Golden(#[from] hwgen::golden::GoldenError),
+    /// The engine's results differ from the golden model's.
+    #[error("engine and golden model disagree: {0}")]
+    Mismatch(String),
     /// The design broke its own protocol.
     #[error("protocol violation at cycle {cycle}: {what}")]
     Protocol {

@@ -123,7 +123,6 @@ pub fn run(acc: &Accelerator, opts: &SimOptions, cache: &Path) -> Result<SimRepo
         .k
         .unwrap_or_else(|| acc.policy_k(n as u32))
         .min(cfg.topk.k_max) as usize;
-    let mismatch = |what: String| SimError::Protocol { cycle: 0, what };
 
     // Data: clustered keys, codebooks trained on them, GQA-summed queries.
     let mut spec = SyntheticSpec::new(
@@ -145,22 +144,16 @@ pub fn run(acc: &Accelerator, opts: &SimOptions, cache: &Path) -> Result<SimRepo
         cfg.pq.code_bits,
         &train,
         None,
-    )
-    .map_err(|e| mismatch(e.to_string()))?;
-    let codes = codebook
-        .encode(kv.keys.view())
-        .map_err(|e| mismatch(e.to_string()))?;
-    let beats = pack(&acc.derived().layout, codes.view()).map_err(|e| mismatch(e.to_string()))?;
-    let quant = codebook
-        .quantize(cfg.quant.centroid_bits)
-        .map_err(|e| mismatch(e.to_string()))?;
-    let golden = GoldenEngine::new(acc, quant.clone()).map_err(|e| mismatch(e.to_string()))?;
+    )?;
+    let codes = codebook.encode(kv.keys.view())?;
+    let beats = pack(&acc.derived().layout, codes.view())?;
+    let quant = codebook.quantize(cfg.quant.centroid_bits)?;
+    let golden = GoldenEngine::new(acc, quant.clone())?;
     let queries: Vec<Vec<i32>> = kv
         .kv_queries()
         .outer_iter()
         .map(|q| golden.quantize_query(&q.to_vec()).map(|qq| qq.values))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| mismatch(e.to_string()))?;
+        .collect::<std::result::Result<_, _>>()?;
 
     let t0 = Instant::now();
     let design = Design::render(acc)?;
@@ -183,13 +176,9 @@ pub fn run(acc: &Accelerator, opts: &SimOptions, cache: &Path) -> Result<SimRepo
     let wall = t1.elapsed().as_secs_f64();
     let cycles = engine.cycle() - c0;
     for (i, (job, o)) in jobs.iter().zip(&outcomes).enumerate() {
-        let want = golden
-            .run(job.query, job.beats, n, k)
-            .map_err(|e| mismatch(e.to_string()))?;
+        let want = golden.run(job.query, job.beats, n, k)?;
         if o.result != want {
-            return Err(mismatch(format!(
-                "query {i}: engine and golden model disagree"
-            )));
+            return Err(SimError::Mismatch(format!("query {i}")));
         }
     }
     let latency = median(

@@ -4,8 +4,6 @@
 
 use std::path::PathBuf;
 
-use askama::Template;
-use hwgen::emit::readme::FolderReadme;
 use hwgen::emit::Design;
 use kvpq_tests::{example, repo_root};
 
@@ -17,16 +15,7 @@ fn snapshot_dir(name: &str) -> PathBuf {
 fn default_config_rtl_matches_snapshots() {
     let name = "pqcache-llama3";
     let design = Design::render(&example(name)).unwrap();
-    let mut files: Vec<(String, String)> = design
-        .sources
-        .iter()
-        .map(|f| (f.file_name.clone(), f.text.clone()))
-        .collect();
-    files.push(("manifest.json".into(), design.manifest.to_json()));
-    files.push((
-        "README.md".into(),
-        FolderReadme::new(&design.manifest).render().unwrap() + "\n",
-    ));
+    let files = design.files().unwrap();
     let dir = snapshot_dir(name);
     if std::env::var_os("KVPQ_BLESS").is_some() {
         std::fs::create_dir_all(&dir).unwrap();

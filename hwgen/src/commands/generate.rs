@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::emit::{hls, Design, EmitError};
+use crate::emit::{hls, write_files, Design, EmitError};
 use crate::spec::Accelerator;
 
 /// Renders `acc` and writes the folder `out_dir`; returns the written paths.
@@ -17,16 +17,9 @@ pub fn write_design(
 
 /// Writes the HLS kernel, its parameter header and the C simulation harness into `dir`.
 pub fn write_hls(acc: &Accelerator, dir: &Path) -> Result<Vec<PathBuf>, EmitError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| EmitError::Io { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut paths = Vec::new();
-    for f in hls::render(acc)? {
-        let path = dir.join(&f.file_name);
-        std::fs::write(&path, &f.text).map_err(io(&path))?;
-        paths.push(path);
-    }
-    Ok(paths)
+    let files: Vec<(String, String)> = hls::render(acc)?
+        .into_iter()
+        .map(|f| (f.file_name, f.text))
+        .collect();
+    write_files(dir, &files)
 }

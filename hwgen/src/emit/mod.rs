@@ -52,28 +52,40 @@ impl Design {
         self.sources.iter().map(|f| f.file_name.clone()).collect()
     }
 
-    /// Writes the sources, `manifest.json` and `README.md` into `dir`; returns the paths.
+    /// Every file of the folder as `(name, text)`: sources, `manifest.json`, `README.md`.
+    pub fn files(&self) -> Result<Vec<(String, String)>, EmitError> {
+        let mut files: Vec<(String, String)> = self
+            .sources
+            .iter()
+            .map(|f| (f.file_name.clone(), f.text.clone()))
+            .collect();
+        files.push(("manifest.json".into(), self.manifest.to_json()));
+        files.push((
+            "README.md".into(),
+            readme::FolderReadme::new(&self.manifest).render()? + "\n",
+        ));
+        Ok(files)
+    }
+
+    /// Writes [`Design::files`] into `dir`; returns the paths.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, EmitError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| EmitError::Io { path, source }
-        };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let mut written = Vec::new();
-        let mut put = |name: &str, text: &str| -> Result<(), EmitError> {
+        write_files(dir, &self.files()?)
+    }
+}
+
+/// Writes `(name, text)` files into `dir` (created if missing); returns the paths.
+pub fn write_files(dir: &Path, files: &[(String, String)]) -> Result<Vec<PathBuf>, EmitError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| EmitError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    files
+        .iter()
+        .map(|(name, text)| {
             let path = dir.join(name);
             std::fs::write(&path, text).map_err(io(&path))?;
-            written.push(path);
-            Ok(())
-        };
-        for f in &self.sources {
-            put(&f.file_name, &f.text)?;
-        }
-        put("manifest.json", &self.manifest.to_json())?;
-        put(
-            "README.md",
-            &(readme::FolderReadme::new(&self.manifest).render()? + "\n"),
-        )?;
-        Ok(written)
-    }
+            Ok(path)
+        })
+        .collect()
 }
