@@ -14,7 +14,7 @@ use hwgen::emit::Design;
 use hwgen::flow::Tool;
 
 /// Bump when the shim or the build recipe changes, so cached models are rebuilt.
-const RECIPE: &str = "kvpq-sim-4";
+const RECIPE: &str = "kvpq-sim-5";
 
 /// A built model: its shared library and the ports of its top module.
 #[derive(Debug, Clone)]
@@ -34,15 +34,28 @@ pub struct BuiltModel {
 struct Shim<'a> {
     version: &'a str,
     top: &'a str,
+    /// Clock input: `ap_clk` for Vitis kernels, `clk` otherwise.
+    clock: &'a str,
     ports: Vec<ShimPort>,
 }
 
 struct ShimPort {
     id: usize,
     name: String,
+    /// Member of the Verilator class: ports named like C++ words get a `__SYM__` prefix.
+    member: String,
     width: u32,
     words: usize,
     input: bool,
+}
+
+/// The C++ member Verilator gives port `name`. Verilator prefixes names that collide with
+/// words it reserves for C++ with `__SYM__`; of those, kvpq only uses Vitis's `interrupt`.
+fn verilator_member(name: &str) -> String {
+    match name {
+        "interrupt" => format!("__SYM__{name}"),
+        _ => name.to_string(),
+    }
 }
 
 /// Default cache: `$KVPQ_SIM_CACHE`, else `target/kvpq-sim` of this workspace.
@@ -138,15 +151,24 @@ pub fn build_model(design: &Design, top: &str, cache: &Path) -> Result<BuiltMode
         module: top.into(),
         what: "no ANSI port list found".into(),
     })?;
+    let clock = ["ap_clk", "clk"]
+        .into_iter()
+        .find(|c| ports.iter().any(|p| p.input && p.name == *c))
+        .ok_or_else(|| SimError::Interface {
+            module: top.into(),
+            what: "no clock input (`clk` or `ap_clk`)".into(),
+        })?;
     let shim = Shim {
         version: env!("CARGO_PKG_VERSION"),
         top,
+        clock,
         ports: ports
             .iter()
             .enumerate()
             .map(|(id, p)| ShimPort {
                 id,
                 name: p.name.clone(),
+                member: verilator_member(&p.name),
                 width: p.width,
                 words: p.words(),
                 input: p.input,

@@ -28,7 +28,7 @@ void* kvpq_sim_new() {
     s->top = new V{{ top }}(s->ctx);
     s->vcd = nullptr;
     s->time = 0;
-    s->top->clk = 0;
+    s->top->{{ clock }} = 0;
     s->top->eval();
     return s;
 }
@@ -65,10 +65,10 @@ void kvpq_sim_eval(void* p) {
 // two evals, so both are needed).
 void kvpq_sim_tick(void* p) {
     Sim* s = static_cast<Sim*>(p);
-    s->top->clk = 1;
+    s->top->{{ clock }} = 1;
     s->top->eval();
     dump(s);
-    s->top->clk = 0;
+    s->top->{{ clock }} = 0;
     s->top->eval();
     dump(s);
 }
@@ -79,13 +79,13 @@ int kvpq_sim_set(void* p, int port, const uint32_t* w) {
     switch (port) {
 {%- for port in ports %}
 {%- if port.input %}
-    case {{ port.id }}:
+    case {{ port.id }}:  // {{ port.name }}
 {%- if port.width > 64 %}
-        for (int i = 0; i < {{ port.words }}; ++i) s->top->{{ port.name }}[i] = w[i];
+        for (int i = 0; i < {{ port.words }}; ++i) s->top->{{ port.member }}[i] = w[i];
 {%- elif port.width > 32 %}
-        s->top->{{ port.name }} = (static_cast<uint64_t>(w[1]) << 32) | w[0];
+        s->top->{{ port.member }} = (static_cast<uint64_t>(w[1]) << 32) | w[0];
 {%- else %}
-        s->top->{{ port.name }} = w[0];
+        s->top->{{ port.member }} = w[0];
 {%- endif %}
         return 0;
 {%- endif %}
@@ -100,14 +100,14 @@ int kvpq_sim_get(void* p, int port, uint32_t* w) {
     Sim* s = static_cast<Sim*>(p);
     switch (port) {
 {%- for port in ports %}
-    case {{ port.id }}:
+    case {{ port.id }}:  // {{ port.name }}
 {%- if port.width > 64 %}
-        for (int i = 0; i < {{ port.words }}; ++i) w[i] = s->top->{{ port.name }}[i];
+        for (int i = 0; i < {{ port.words }}; ++i) w[i] = s->top->{{ port.member }}[i];
 {%- elif port.width > 32 %}
-        w[0] = static_cast<uint32_t>(s->top->{{ port.name }});
-        w[1] = static_cast<uint32_t>(static_cast<uint64_t>(s->top->{{ port.name }}) >> 32);
+        w[0] = static_cast<uint32_t>(s->top->{{ port.member }});
+        w[1] = static_cast<uint32_t>(static_cast<uint64_t>(s->top->{{ port.member }}) >> 32);
 {%- else %}
-        w[0] = s->top->{{ port.name }};
+        w[0] = s->top->{{ port.member }};
 {%- endif %}
         return 0;
 {%- endfor %}

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::alveo::KernelInterface;
 use super::verilog::ports::{engine_ports, Port};
 use super::verilog::SourceFile;
 use crate::spec::{Accelerator, AcceleratorConfig, CodeLayout, Derived};
@@ -44,6 +45,9 @@ pub struct Manifest {
     pub ports: Vec<Port>,
     /// Code packing.
     pub packing: PackingDoc,
+    /// The Alveo kernel's interface (arguments, registers, AXI masters), for Alveo targets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelInterface>,
     /// Generated files.
     pub files: Vec<FileEntry>,
     /// SHA-256 over the description and every file (hex).
@@ -56,7 +60,7 @@ fn hex(digest: &[u8]) -> String {
 
 impl Manifest {
     /// Builds the manifest of `files` generated for `acc`.
-    pub fn new(acc: &Accelerator, files: &[SourceFile]) -> Self {
+    pub fn new(acc: &Accelerator, files: &[SourceFile], kernel: Option<KernelInterface>) -> Self {
         let mut sorted: Vec<&SourceFile> = files.iter().collect();
         sorted.sort_by(|a, b| a.file_name.cmp(&b.file_name));
         let mut all = Sha256::new();
@@ -86,6 +90,7 @@ impl Manifest {
                        [m*b, (m+1)*b), little-endian; unused high bits and the tail of the last \
                        beat are zero",
             },
+            kernel,
             files: entries,
             content_hash: hex(&all.finalize()),
         }

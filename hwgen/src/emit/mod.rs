@@ -1,6 +1,7 @@
 //! Emitters: turn a validated accelerator into a folder of files (Verilog, its manifest and a
 //! README; HLS and platform projects follow the same pattern).
 
+pub mod alveo;
 pub mod hls;
 pub mod manifest;
 pub mod readme;
@@ -20,6 +21,9 @@ pub enum EmitError {
     /// A template failed to render.
     #[error("rendering templates: {0}")]
     Render(#[from] askama::Error),
+    /// The accelerator cannot be wrapped as an Alveo kernel.
+    #[error(transparent)]
+    Kernel(#[from] alveo::KernelError),
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -40,10 +44,18 @@ pub struct Design {
 }
 
 impl Design {
-    /// Renders every file of `acc`.
+    /// Renders every file of `acc`: the engine, the board top and, for an Alveo target
+    /// (`target.platform`), the RTL kernel around the engine.
     pub fn render(acc: &Accelerator) -> Result<Self, EmitError> {
-        let sources = verilog::render(acc)?;
-        let manifest = Manifest::new(acc, &sources);
+        let mut sources = verilog::render(acc)?;
+        let kernel = if acc.config().target.platform.is_alveo() {
+            let iface = alveo::KernelInterface::new(acc, acc.config().target.platform)?;
+            sources.extend(alveo::rtl::render(acc, &iface)?);
+            Some(iface)
+        } else {
+            None
+        };
+        let manifest = Manifest::new(acc, &sources, kernel);
         Ok(Self { sources, manifest })
     }
 

@@ -148,6 +148,13 @@ pub enum Platform {
     U55c,
 }
 
+impl Platform {
+    /// Whether the platform is an Alveo card (Vitis/XRT flow).
+    pub fn is_alveo(self) -> bool {
+        matches!(self, Self::U280 | Self::U55c)
+    }
+}
+
 impl fmt::Display for Platform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use std::path::Path;
 
-use super::config::{AcceleratorConfig, TopKStrategy};
+use super::config::{AcceleratorConfig, Platform, TopKStrategy};
 use super::derived::{ceil_log2, Derived, DEFAULT_RADIX_BITS};
 use super::error::{ConfigError, RuleViolation};
 
@@ -44,6 +44,14 @@ impl Accelerator {
     /// Reads, parses and validates a TOML file.
     pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
         Self::new(AcceleratorConfig::from_toml_file(path)?)
+    }
+
+    /// The same accelerator for another target platform (`hwgen generate --target`),
+    /// validated again: some rules depend on the platform.
+    pub fn retarget(&self, platform: Platform) -> Result<Self, ConfigError> {
+        let mut config = self.config().clone();
+        config.target.platform = platform;
+        Self::new(config)
     }
 
     /// The description as given.
@@ -206,6 +214,19 @@ pub fn check(cfg: &AcceleratorConfig) -> Vec<RuleViolation> {
         1,
         MAX_TOKENS_LIMIT,
     );
+
+    if cfg.target.platform.is_alveo() {
+        v.require(
+            beat <= 1024,
+            "engine.beat_bits",
+            beat,
+            format!(
+                "must be at most 1024 for target.platform = {}: the kernel reads one beat per \
+                 AXI4 transfer and Vitis masters are at most 1024 bits wide",
+                cfg.target.platform
+            ),
+        );
+    }
 
     // Scanner.
     v.require(

@@ -4,7 +4,7 @@
 mod board_top;
 mod dist_unit;
 mod engine;
-mod header;
+pub(crate) mod header;
 pub mod ports;
 mod scanner;
 mod topk;
