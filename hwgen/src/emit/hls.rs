@@ -3,6 +3,7 @@
 
 use askama::Template;
 
+use super::alveo::{kernel_args, kernel_masters};
 use super::verilog::SourceFile;
 use crate::spec::Accelerator;
 
@@ -27,8 +28,19 @@ pub struct HlsParams {
     max_tokens: u32,
     k_max: u32,
     radix_bits: u32,
-    codebook_len: u32,
-    code_words: usize,
+    /// Initiation interval of the scan per beat: tokens_per_beat / lanes.
+    beat_ii: u32,
+    /// Kernel arguments in order (the RTL kernel's), as C++ declarations with their doc.
+    args: Vec<HlsArg>,
+    /// `#pragma HLS INTERFACE` bodies, one per argument.
+    pragmas: Vec<String>,
+}
+
+/// One argument of the HLS kernel's signature.
+#[derive(Debug, Clone)]
+pub struct HlsArg {
+    c_decl: String,
+    doc: &'static str,
 }
 
 impl HlsParams {
@@ -37,6 +49,18 @@ impl HlsParams {
         let c = acc.config();
         let d = acc.derived();
         let w = &d.widths;
+        let args = kernel_args();
+        let masters = kernel_masters(acc);
+        // Elements each buffer holds at most (C simulation and co-simulation sizes).
+        let depth = |name: &str| match name {
+            "codebook" => Some((c.pq.m * w.codebook_size * w.sub_dim) as usize),
+            "query" => Some(c.pq.head_dim as usize),
+            "codes" => Some(
+                d.layout.beats_for(c.engine.max_tokens as usize) * d.layout.words_per_beat(),
+            ),
+            "out" => Some(1 + c.topk.k_max as usize),
+            _ => None,
+        };
         Self {
             name: c.name.clone(),
             version: env!("CARGO_PKG_VERSION"),
@@ -56,9 +80,27 @@ impl HlsParams {
             max_tokens: c.engine.max_tokens,
             k_max: c.topk.k_max,
             radix_bits: d.cycles.radix_bits,
-            codebook_len: c.pq.m * w.codebook_size * w.sub_dim,
-            code_words: d.layout.beats_for(c.engine.max_tokens as usize)
-                * d.layout.words_per_beat(),
+            beat_ii: d.layout.tokens_per_beat.div_ceil(c.scanner.lanes),
+            args: args
+                .iter()
+                .map(|a| HlsArg {
+                    c_decl: format!("{} {}", a.hls_type, a.name),
+                    doc: a.doc,
+                })
+                .collect(),
+            pragmas: args
+                .iter()
+                .map(|a| match (a.master, depth(a.name)) {
+                    (Some(master), Some(depth)) => {
+                        let bundle = masters
+                            .iter()
+                            .find(|m| m.name == master)
+                            .map_or(master, |m| m.bundle);
+                        format!("m_axi port={} offset=slave bundle={bundle} depth={depth}", a.name)
+                    }
+                    _ => format!("s_axilite port={}", a.name),
+                })
+                .collect(),
         }
     }
 }

@@ -60,8 +60,10 @@ pub struct KernelArg {
     pub size: u32,
     /// AXI master of a buffer (`None` for scalars).
     pub master: Option<&'static str>,
-    /// C type in `kernel.xml` and the HLS signature.
+    /// C type in `kernel.xml`.
     pub c_type: &'static str,
+    /// C++ type in the HLS kernel's signature.
+    pub hls_type: &'static str,
     /// Layout of the buffer or meaning of the scalar.
     pub doc: &'static str,
 }
@@ -123,103 +125,8 @@ impl KernelInterface {
         if beat > MAX_AXI_BITS {
             return Err(KernelError::BeatTooWide(beat));
         }
-        let masters = vec![
-            AxiMaster {
-                name: "m_axi_gmem0",
-                bundle: "gmem0",
-                data_bits: 32,
-                hbm_channel: 0,
-                doc: "reads the codebook and the query (32-bit words)",
-            },
-            AxiMaster {
-                name: "m_axi_gmem1",
-                bundle: "gmem1",
-                // Beats are stored as whole 64-bit words (manifest.packing), so a 32-bit beat
-                // travels as one 64-bit transfer whose high half is padding.
-                data_bits: beat.max(64),
-                hbm_channel: 1,
-                doc: "reads the packed code beats, one beat per transfer",
-            },
-            AxiMaster {
-                name: "m_axi_gmem2",
-                bundle: "gmem2",
-                data_bits: 64,
-                hbm_channel: 2,
-                doc: "writes the results (64-bit words)",
-            },
-        ];
-        use ArgKind::{Buffer, Scalar};
-        let arg = |name, id, kind, master, c_type, doc| KernelArg {
-            name,
-            id,
-            kind,
-            // ap_ctrl_hs registers take 0x00..0x10; every argument gets an 8-byte slot.
-            offset: 0x10 + 8 * id,
-            size: if kind == Buffer { 8 } else { 4 },
-            master,
-            c_type,
-            doc,
-        };
-        let args = vec![
-            arg(
-                "codebook",
-                0,
-                Buffer,
-                Some("m_axi_gmem0"),
-                "int*",
-                "M*K*SUB int32 centroid integers, [m][c][j]; read only when load_codebook != 0",
-            ),
-            arg(
-                "query",
-                1,
-                Buffer,
-                Some("m_axi_gmem0"),
-                "int*",
-                "head_dim int32 quantized query integers",
-            ),
-            arg(
-                "codes",
-                2,
-                Buffer,
-                Some("m_axi_gmem1"),
-                "unsigned long*",
-                "packed code beats as manifest.packing lays them out (words_per_beat uint64 words \
-                 per beat), ceil(n_tokens / tokens_per_beat) beats",
-            ),
-            arg(
-                "out",
-                3,
-                Buffer,
-                Some("m_axi_gmem2"),
-                "unsigned long*",
-                "1 + k_max uint64 words: out[0] = count | shift << 32, out[1 + i] = index | \
-                 (uint32)score << 32",
-            ),
-            arg(
-                "n_tokens",
-                4,
-                Scalar,
-                None,
-                "uint",
-                "tokens to scan (clamped to engine.max_tokens)",
-            ),
-            arg(
-                "k",
-                5,
-                Scalar,
-                None,
-                "uint",
-                "results wanted (clamped to topk.k_max)",
-            ),
-            arg(
-                "load_codebook",
-                6,
-                Scalar,
-                None,
-                "uint",
-                "non-zero: read the codebook into the engine before the query (once per head)",
-            ),
-        ];
+        let masters = kernel_masters(acc);
+        let args = kernel_args();
         Ok(Self {
             platform,
             vitis_platform,
@@ -248,4 +155,119 @@ impl KernelInterface {
     pub fn master(&self, name: &str) -> Option<&AxiMaster> {
         self.masters.iter().find(|m| m.name == name)
     }
+}
+
+/// The AXI4 masters of the kernel (RTL and HLS alike) for `acc`.
+pub fn kernel_masters(acc: &Accelerator) -> Vec<AxiMaster> {
+    let beat = acc.config().engine.beat_bits;
+    vec![
+        AxiMaster {
+            name: "m_axi_gmem0",
+            bundle: "gmem0",
+            data_bits: 32,
+            hbm_channel: 0,
+            doc: "reads the codebook and the query (32-bit words)",
+        },
+        AxiMaster {
+            name: "m_axi_gmem1",
+            bundle: "gmem1",
+            // Beats are stored as whole 64-bit words (manifest.packing), so a 32-bit beat
+            // travels as one 64-bit transfer whose high half is padding.
+            data_bits: beat.max(64),
+            hbm_channel: 1,
+            doc: "reads the packed code beats, one beat per transfer",
+        },
+        AxiMaster {
+            name: "m_axi_gmem2",
+            bundle: "gmem2",
+            data_bits: 64,
+            hbm_channel: 2,
+            doc: "writes the results (64-bit words)",
+        },
+    ]
+}
+
+/// The kernel's arguments, in order (the same for every accelerator; sizes live in the
+/// manifest).
+pub fn kernel_args() -> Vec<KernelArg> {
+    use ArgKind::{Buffer, Scalar};
+    let arg = |name, id, kind, master, c_type, hls_type, doc| KernelArg {
+        name,
+        id,
+        kind,
+        // ap_ctrl_hs registers take 0x00..0x10; every argument gets an 8-byte slot.
+        offset: 0x10 + 8 * id,
+        size: if kind == Buffer { 8 } else { 4 },
+        master,
+        c_type,
+        hls_type,
+        doc,
+    };
+    vec![
+        arg(
+            "codebook",
+            0,
+            Buffer,
+            Some("m_axi_gmem0"),
+            "int*",
+            "const int32_t*",
+            "M*K*SUB int32 centroid integers, [m][c][j]; read only when load_codebook != 0",
+        ),
+        arg(
+            "query",
+            1,
+            Buffer,
+            Some("m_axi_gmem0"),
+            "int*",
+            "const int32_t*",
+            "head_dim int32 quantized query integers",
+        ),
+        arg(
+            "codes",
+            2,
+            Buffer,
+            Some("m_axi_gmem1"),
+            "unsigned long*",
+            "const uint64_t*",
+            "packed code beats as manifest.packing lays them out (words_per_beat uint64 words \
+             per beat), ceil(n_tokens / tokens_per_beat) beats",
+        ),
+        arg(
+            "out",
+            3,
+            Buffer,
+            Some("m_axi_gmem2"),
+            "unsigned long*",
+            "uint64_t*",
+            "1 + k_max uint64 words: out[0] = count | shift << 32, out[1 + i] = index | \
+             (uint32)score << 32",
+        ),
+        arg(
+            "n_tokens",
+            4,
+            Scalar,
+            None,
+            "uint",
+            "uint32_t",
+            "tokens to scan (clamped to engine.max_tokens)",
+        ),
+        arg(
+            "k",
+            5,
+            Scalar,
+            None,
+            "uint",
+            "uint32_t",
+            "results wanted (clamped to topk.k_max)",
+        ),
+        arg(
+            "load_codebook",
+            6,
+            Scalar,
+            None,
+            "uint",
+            "uint32_t",
+            "non-zero: read the codebook into the engine before the query (once per head)",
+        ),
+    ]
 }
