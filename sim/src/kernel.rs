@@ -296,8 +296,11 @@ impl KernelSim {
         let m = &self.masters[master];
         let beats = len + 1;
         let bytes = beats * m.bytes;
-        let what = if addr % m.bytes != 0 {
-            Some(format!("address {addr:#x} not aligned to {} bytes", m.bytes))
+        let what = if !addr.is_multiple_of(m.bytes) {
+            Some(format!(
+                "address {addr:#x} not aligned to {} bytes",
+                m.bytes
+            ))
         } else if addr % 4096 + bytes > 4096 {
             Some(format!("burst at {addr:#x} of {beats} beats crosses 4 KiB"))
         } else {
@@ -391,15 +394,18 @@ impl KernelSim {
                 if strb != (1u64 << bytes) - 1 {
                     return Err(self.protocol(format!("{name}: partial write strobe {strb:#x}")));
                 }
-                let b = self.masters[i].writes.front_mut().expect("wready needs a burst");
+                let b = self.masters[i]
+                    .writes
+                    .front_mut()
+                    .expect("wready needs a burst");
                 let addr = b.addr + b.done * bytes;
                 b.done += 1;
                 let (done, beats) = (b.done, b.beats);
                 let end = done == beats;
                 if last != end {
-                    return Err(self.protocol(format!(
-                        "{name}: WLAST = {last} on beat {done} of {beats}"
-                    )));
+                    return Err(
+                        self.protocol(format!("{name}: WLAST = {last} on beat {done} of {beats}"))
+                    );
                 }
                 let dst = self.mem.find(addr, bytes).expect("checked when accepted");
                 for (chunk, w) in dst.chunks_mut(4).zip(&data) {
@@ -547,7 +553,11 @@ impl KernelSim {
         if call.query.len() != self.head_dim {
             return Err(SimError::Interface {
                 module: "kvpq_krnl".into(),
-                what: format!("query of {} values, head_dim is {}", call.query.len(), self.head_dim),
+                what: format!(
+                    "query of {} values, head_dim is {}",
+                    call.query.len(),
+                    self.head_dim
+                ),
             });
         }
         let query_addr = self.place(le32(call.query), 4);
@@ -629,7 +639,8 @@ impl KernelSim {
             .find(out_addr, out_len as u64)
             .expect("allocated above")
             .to_vec();
-        let word = |i: usize| u64::from_le_bytes(out[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+        let word =
+            |i: usize| u64::from_le_bytes(out[8 * i..8 * i + 8].try_into().expect("8 bytes"));
         let header = word(0);
         let count = header as u32;
         if count > self.k_max {

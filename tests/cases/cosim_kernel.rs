@@ -48,7 +48,13 @@ fn run_config(acc: &Accelerator, seed: u64, max_n: u32) -> Result<usize, String>
             (0, 3),                                      // empty
             (u32::MAX, u32::MAX),                        // both clamped by the kernel
         ];
-        let wl = draw(acc, c.engine.max_tokens as usize, shapes.len(), values, seed ^ round as u64);
+        let wl = draw(
+            acc,
+            c.engine.max_tokens as usize,
+            shapes.len(),
+            values,
+            seed ^ round as u64,
+        );
         let golden = GoldenEngine::new(acc, wl.codebook.clone()).map_err(|e| e.to_string())?;
         for (i, (&(n, k), q)) in shapes.iter().zip(&wl.queries).enumerate() {
             let call = KernelCall {
@@ -67,9 +73,6 @@ fn run_config(acc: &Accelerator, seed: u64, max_n: u32) -> Result<usize, String>
                 .run(q, &wl.beats, n_eff, k_eff)
                 .map_err(|e| e.to_string())?;
             if got.result != want || got.count as usize != want.hits.len() {
-                if let Ok(path) = std::env::var("KVPQ_KERNEL_TRACE") {
-                    let _ = path;
-                }
                 return Err(format!(
                     "{}\n{name} ({values:?}, n {n}, k {k}): kernel shift {} count {} hits {:?}\n  golden shift {} hits {:?}",
                     acc.config().to_toml_string(), got.result.shift, got.count, got.result.hits, want.shift, want.hits
@@ -82,12 +85,13 @@ fn run_config(acc: &Accelerator, seed: u64, max_n: u32) -> Result<usize, String>
 }
 
 fn alveo(acc: &Accelerator, i: usize) -> Accelerator {
-    let platform = if i % 2 == 0 {
+    let platform = if i.is_multiple_of(2) {
         Platform::U280
     } else {
         Platform::U55c
     };
-    acc.retarget(platform).expect("small beats fit an AXI4 master")
+    acc.retarget(platform)
+        .expect("small beats fit an AXI4 master")
 }
 
 #[test]
@@ -115,5 +119,8 @@ fn rtl_kernel_matches_the_golden_model_through_axi() {
         failures.join("\n")
     );
     let queries: usize = results.iter().filter_map(|r| r.as_ref().ok()).sum();
-    println!("{} kernels, {queries} queries bit-exact through AXI", cases.len());
+    println!(
+        "{} kernels, {queries} queries bit-exact through AXI",
+        cases.len()
+    );
 }

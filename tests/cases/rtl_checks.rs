@@ -1,15 +1,15 @@
 //! Generated RTL is clean under `verilator --lint-only -Wall` and under Yosys synthesis with
 //! `check -assert` (no latches, undriven nets or logic loops): the example descriptions, and a
-//! sweep of random valid descriptions (50 by default; `KVPQ_RTL_SWEEP=N` for more,
+//! sweep of random valid descriptions, every third one with the Alveo RTL kernel (50 by default; `KVPQ_RTL_SWEEP=N` for more,
 //! `KVPQ_RTL_SEED=S` for another draw).
 
 use std::path::PathBuf;
 
-use hwgen::commands::lint::{self, CHECK_TOP};
+use hwgen::commands::lint::{self, check_tops};
 use hwgen::emit::Design;
 use hwgen::flow::lint::verilator_lint;
 use hwgen::flow::yosys::SynthMode;
-use hwgen::spec::Accelerator;
+use hwgen::spec::{Accelerator, Platform};
 use kvpq_tests::{example_paths, random::small_accelerators};
 use rayon::prelude::*;
 
@@ -35,8 +35,10 @@ fn example_rtl_is_lint_clean() {
         let dir = scratch(&acc.config().name);
         let design = Design::render(&acc).unwrap();
         design.write(&dir).unwrap();
-        verilator_lint(&dir, &design.verilog_files(), CHECK_TOP)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for top in check_tops(&design) {
+            verilator_lint(&dir, &design.verilog_files(), top)
+                .unwrap_or_else(|e| panic!("{} ({top}): {e}", path.display()));
+        }
     }
 }
 
@@ -44,7 +46,18 @@ fn example_rtl_is_lint_clean() {
 fn random_configs_are_lint_and_synthesis_clean() {
     let count = env_or("KVPQ_RTL_SWEEP", 50) as usize;
     let seed = env_or("KVPQ_RTL_SEED", 1);
-    let accs = small_accelerators(seed, count);
+    // Every third description targets an Alveo card, so the RTL kernel is checked too.
+    let accs: Vec<Accelerator> = small_accelerators(seed, count)
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if i % 3 == 2 {
+                a.retarget(Platform::U280).expect("small beats fit AXI")
+            } else {
+                a
+            }
+        })
+        .collect();
     let failures: Vec<String> = accs
         .par_iter()
         .filter_map(|acc| {

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use hwgen::commands::{check, generate, golden, lint};
 use hwgen::flow::yosys::SynthMode;
-use hwgen::spec::Accelerator;
+use hwgen::spec::{Accelerator, Platform};
 
 /// Generate, check and model FPGA accelerators for PQ-based KV-cache retrieval.
 #[derive(Parser)]
@@ -37,6 +37,10 @@ enum Command {
         /// Also emit the Vitis HLS C++ kernel and its g++ C simulation harness (into OUT/hls).
         #[arg(long)]
         hls: bool,
+        /// Target platform, overriding the config's `target.platform`. For u280 and u55c the
+        /// RTL kernel, the HLS kernel (OUT/hls) and the Vitis project (OUT/vitis) are emitted.
+        #[arg(long, value_parser = parse_platform)]
+        target: Option<Platform>,
     },
     /// Generate the RTL and check it: Verilator -Wall lint, Yosys synthesis with no latches,
     /// undriven nets or loops; print cells per module.
@@ -87,6 +91,18 @@ enum Command {
     },
 }
 
+fn parse_platform(s: &str) -> Result<Platform, String> {
+    match s {
+        "generic" => Ok(Platform::Generic),
+        "ecp5" => Ok(Platform::Ecp5),
+        "u280" => Ok(Platform::U280),
+        "u55c" => Ok(Platform::U55c),
+        other => Err(format!(
+            "unknown platform `{other}` (expected generic, ecp5, u280 or u55c)"
+        )),
+    }
+}
+
 fn load(path: &Path) -> Result<Accelerator> {
     Accelerator::from_toml_file(path).with_context(|| format!("config {}", path.display()))
 }
@@ -120,11 +136,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
-        Command::Generate { config, out, hls } => {
-            let acc = load(&config)?;
+        Command::Generate {
+            config,
+            out,
+            hls,
+            target,
+        } => {
+            let mut acc = load(&config)?;
+            if let Some(platform) = target {
+                acc = acc.retarget(platform).with_context(|| {
+                    format!("config {} for --target {platform}", config.display())
+                })?;
+            }
+            let alveo = acc.config().target.platform.is_alveo();
             let (design, mut paths) = generate::write_design(&acc, &out)?;
-            if hls {
+            if hls || alveo {
                 paths.extend(generate::write_hls(&acc, &out.join("hls"))?);
+            }
+            if alveo {
+                paths.extend(generate::write_vitis(&acc, &design, &out.join("vitis"))?);
             }
             for path in paths {
                 println!("wrote {}", path.display());

@@ -1,7 +1,9 @@
-//! `hwgen generate`: writes the Verilog of an accelerator, its manifest and a README.
+//! `hwgen generate`: writes the Verilog of an accelerator, its manifest and a README; the
+//! HLS kernel on request; for Alveo targets also the HLS kernel and the Vitis project.
 
 use std::path::{Path, PathBuf};
 
+use crate::emit::alveo::{kernel_rtl_files, vitis};
 use crate::emit::{hls, write_files, Design, EmitError};
 use crate::spec::Accelerator;
 
@@ -21,5 +23,19 @@ pub fn write_hls(acc: &Accelerator, dir: &Path) -> Result<Vec<PathBuf>, EmitErro
         .into_iter()
         .map(|f| (f.file_name, f.text))
         .collect();
+    write_files(dir, &files)
+}
+
+/// Writes the Vitis project of an Alveo design into `dir` (normally `<rtl folder>/vitis`,
+/// since the Makefile and the packaging script find the Verilog in `..`).
+pub fn write_vitis(
+    acc: &Accelerator,
+    design: &Design,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, EmitError> {
+    let Some(kernel) = &design.manifest.kernel else {
+        return Ok(Vec::new());
+    };
+    let files = vitis::render(acc, kernel, &kernel_rtl_files(design))?;
     write_files(dir, &files)
 }

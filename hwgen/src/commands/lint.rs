@@ -14,6 +14,16 @@ use crate::spec::Accelerator;
 /// Top module the checks start from: it instantiates every other module.
 pub const CHECK_TOP: &str = "kvpq_board_top";
 
+/// Tops to check in a design: the board top, and the Alveo kernel when there is one (both
+/// instantiate the engine).
+pub fn check_tops(design: &Design) -> Vec<&'static str> {
+    let mut tops = vec![CHECK_TOP];
+    if design.manifest.kernel.is_some() {
+        tops.push(crate::emit::alveo::RTL_KERNEL);
+    }
+    tops
+}
+
 /// Result of a clean check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LintReport {
@@ -54,8 +64,15 @@ pub fn run(acc: &Accelerator, dir: &Path, mode: SynthMode) -> Result<LintReport>
     let design = Design::render(acc).context("rendering RTL")?;
     design.write(dir).context("writing RTL")?;
     let files = design.verilog_files();
-    verilator_lint(dir, &files, CHECK_TOP).context("verilator lint")?;
-    let cells = synth_check(dir, &files, CHECK_TOP, mode).context("yosys synthesis check")?;
+    let mut cells = CellCounts::new();
+    for top in check_tops(&design) {
+        verilator_lint(dir, &files, top).with_context(|| format!("verilator lint of {top}"))?;
+        let counts = synth_check(dir, &files, top, mode)
+            .with_context(|| format!("yosys synthesis check of {top}"))?;
+        for (module, n) in counts {
+            cells.entry(module).or_insert(n);
+        }
+    }
     Ok(LintReport {
         name: acc.config().name.clone(),
         cells,

@@ -55,9 +55,9 @@ impl HlsParams {
         let depth = |name: &str| match name {
             "codebook" => Some((c.pq.m * w.codebook_size * w.sub_dim) as usize),
             "query" => Some(c.pq.head_dim as usize),
-            "codes" => Some(
-                d.layout.beats_for(c.engine.max_tokens as usize) * d.layout.words_per_beat(),
-            ),
+            "codes" => {
+                Some(d.layout.beats_for(c.engine.max_tokens as usize) * d.layout.words_per_beat())
+            }
             "out" => Some(1 + c.topk.k_max as usize),
             _ => None,
         };
@@ -96,7 +96,10 @@ impl HlsParams {
                             .iter()
                             .find(|m| m.name == master)
                             .map_or(master, |m| m.bundle);
-                        format!("m_axi port={} offset=slave bundle={bundle} depth={depth}", a.name)
+                        format!(
+                            "m_axi port={} offset=slave bundle={bundle} depth={depth}",
+                            a.name
+                        )
                     }
                     _ => format!("s_axilite port={}", a.name),
                 })

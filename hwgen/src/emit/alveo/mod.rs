@@ -3,7 +3,7 @@
 //! drivers are all rendered, so they agree by construction.
 
 pub mod rtl;
-// pub mod vitis;
+pub mod vitis;
 
 use serde::Serialize;
 
@@ -110,6 +110,17 @@ pub enum KernelError {
     BeatTooWide(u32),
 }
 
+/// Verilog files the RTL kernel is packaged from, leaves first: every generated file but the
+/// open-board top.
+pub fn kernel_rtl_files(design: &crate::emit::Design) -> Vec<String> {
+    design
+        .sources
+        .iter()
+        .filter(|f| f.module != "kvpq_board_top")
+        .map(|f| f.file_name.clone())
+        .collect()
+}
+
 /// Widest AXI4 data bus Vitis accepts on a kernel master.
 pub const MAX_AXI_BITS: u32 = 1024;
 
@@ -117,8 +128,14 @@ impl KernelInterface {
     /// The interface of `acc` on `platform`.
     pub fn new(acc: &Accelerator, platform: Platform) -> Result<Self, KernelError> {
         let (vitis_platform, part) = match platform {
-            Platform::U280 => ("xilinx_u280_gen3x16_xdma_1_202211_1", "xcu280-fsvh2892-2L-e"),
-            Platform::U55c => ("xilinx_u55c_gen3x16_xdma_3_202210_1", "xcu55c-fsvh2892-2L-e"),
+            Platform::U280 => (
+                "xilinx_u280_gen3x16_xdma_1_202211_1",
+                "xcu280-fsvh2892-2L-e",
+            ),
+            Platform::U55c => (
+                "xilinx_u55c_gen3x16_xdma_3_202210_1",
+                "xcu55c-fsvh2892-2L-e",
+            ),
             other => return Err(KernelError::NotAlveo(other)),
         };
         let beat = acc.config().engine.beat_bits;

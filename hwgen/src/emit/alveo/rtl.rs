@@ -207,7 +207,10 @@ impl KernelTopV {
             .map_or(c.engine.beat_bits, |m| m.data_bits);
         Self {
             header: header(acc, "kvpq_krnl"),
-            ports: kernel_ports(iface).iter().map(KernelPort::declaration).collect(),
+            ports: kernel_ports(iface)
+                .iter()
+                .map(KernelPort::declaration)
+                .collect(),
             args: reg_views(&iface.args),
             tie_offs: tie_offs(iface),
             sub: w.sub_dim,
