@@ -185,7 +185,8 @@ impl EngineSim {
         let (m, k, sub) = codebook.values.dim();
         let bits = self.acc.config().quant.centroid_bits;
         let width = sub as u32 * bits;
-        let limit = self.cycle + 64 * (m * k) as u64 + 1000;
+        // A centroid takes one cycle per element to write; stalls can stretch that.
+        let limit = self.cycle + 64 * ((sub + 2) * m * k) as u64 + 1000;
         for mi in 0..m {
             for c in 0..k {
                 let words = pack_fields(

@@ -57,35 +57,46 @@ module pq_dist_unit (
     reg  [ACC-1:0]            max_abs_q;
 
     // ---------------------------------------------------------------- codebook memory
-    // Word g holds the MACS centroids of group g; centroid i of the group at [i*CENT_W +: CENT_W].
-    reg  [MACS*CENT_W-1:0]    cb_mem [0:GROUPS-1];
-    reg  [{{ group_w - 1 }}:0]               cb_wr_group_q;
+    // One memory per MAC, element-serial: MAC i of group g reads element j of its centroid
+    // (entry g*MACS + i) at address g*SUB + j, one element per cycle, so each memory is CB
+    // bits wide and maps to block or distributed RAM. An incoming centroid is written one
+    // element per cycle (cb_ready stays low meanwhile).
+    localparam AW      = {{ addr_w }};           // address bits of GROUPS*SUB elements
+    reg  [CENT_W-1:0]         cb_in_q;        // centroid being written, element 0 lowest
+    reg                       cb_wr_busy_q;
+    reg  [{{ sub_w - 1 }}:0]               cb_wr_elem_q;
+    reg  [AW-1:0]             cb_wr_base_q;   // group * SUB of the centroid being written
     reg  [{{ macs_w - 1 }}:0]               cb_wr_slot_q;
     wire                      cb_fire = cb_valid && cb_ready;
+    wire [AW-1:0]             cb_wr_addr = cb_wr_base_q + {% if addr_w > sub_w %}{ {(AW-{{ sub_w }}){1'b0}}, cb_wr_elem_q }{% else %}cb_wr_elem_q{% endif %};
 
-    assign cb_ready = (state_q == S_IDLE);
-
-    always @(posedge clk) begin
-        if (cb_fire) begin
-            cb_mem[cb_wr_group_q][cb_wr_slot_q*CENT_W +: CENT_W] <= cb_data;
-        end
-    end
+    assign cb_ready = (state_q == S_IDLE) && !cb_wr_busy_q;
 
     always @(posedge clk) begin
         if (rst) begin
-            cb_wr_group_q <= {{ group_w }}'d0;
-            cb_wr_slot_q  <= {{ macs_w }}'d0;
+            cb_wr_busy_q <= 1'b0;
+            cb_wr_elem_q <= {{ sub_w }}'d0;
+            cb_wr_base_q <= {AW{1'b0}};
+            cb_wr_slot_q <= {{ macs_w }}'d0;
         end else if (cb_fire) begin
+            cb_in_q      <= cb_data;
+            cb_wr_busy_q <= 1'b1;
+            cb_wr_elem_q <= {{ sub_w }}'d0;
+        end else if (cb_wr_busy_q) begin
+            cb_in_q      <= cb_in_q >> CB;
+            cb_wr_elem_q <= cb_wr_elem_q + {{ sub_w }}'d1;
+            if (cb_wr_elem_q == {{ sub_w }}'d{{ sub - 1 }}) begin
+                // Centroid written: the next one goes to the next slot, or the next group.
+                cb_wr_busy_q <= 1'b0;
 {%- if macs > 1 %}
-            if (cb_wr_slot_q == {{ macs_w }}'d{{ macs - 1 }}) begin
-                cb_wr_slot_q  <= {{ macs_w }}'d0;
-                cb_wr_group_q <= (cb_wr_group_q == {{ group_w }}'d{{ groups - 1 }}) ? {{ group_w }}'d0 : cb_wr_group_q + {{ group_w }}'d1;
-            end else begin
-                cb_wr_slot_q  <= cb_wr_slot_q + {{ macs_w }}'d1;
-            end
+                cb_wr_slot_q <= cb_wr_slot_q + {{ macs_w }}'d1;
+                if (cb_wr_slot_q == {{ macs_w }}'d{{ macs - 1 }}) begin
+                    cb_wr_base_q <= (cb_wr_base_q == {{ addr_w }}'d{{ (groups - 1) * sub }}) ? {AW{1'b0}} : cb_wr_base_q + {{ addr_w }}'d{{ sub }};
+                end
 {%- else %}
-            cb_wr_group_q <= (cb_wr_group_q == {{ group_w }}'d{{ groups - 1 }}) ? {{ group_w }}'d0 : cb_wr_group_q + {{ group_w }}'d1;
+                cb_wr_base_q <= (cb_wr_base_q == {{ addr_w }}'d{{ (groups - 1) * sub }}) ? {AW{1'b0}} : cb_wr_base_q + {{ addr_w }}'d{{ sub }};
 {%- endif %}
+            end
         end
     end
 
@@ -95,7 +106,10 @@ module pq_dist_unit (
     wire [{{ code_bits - 1 }}:0]               group_c = {{ group_c_expr }};
     reg  [QSUB_W-1:0]         qsub_sr_q;      // query sub-vector, shifted one element per cycle
     reg                       prod_valid_q;   // stage 1 holds a product
-    wire [MACS*CENT_W-1:0]    cb_word = cb_mem[group_q];
+    reg  [AW-1:0]             rd_base_q;      // group_q * SUB
+    // Address of the element the MACs multiply next cycle (registered read).
+    wire [AW-1:0]             rd_addr = rd_base_q + ((state_q == S_MAC && elem_q != {{ sub_w }}'d{{ sub - 1 }})
+                                        ? {% if addr_w > sub_w %}{ {(AW-{{ sub_w }}){1'b0}}, elem_q + {{ sub_w }}'d1 }{% else %}elem_q + {{ sub_w }}'d1{% endif %} : {AW{1'b0}});
     wire [MACS*ACC-1:0]       acc_all;
     wire [PW-1:0]             q_elem = { {(PW-QB){qsub_sr_q[QB-1]}}, qsub_sr_q[QB-1:0]};
 
@@ -117,17 +131,20 @@ module pq_dist_unit (
     genvar gm;
     generate
         for (gm = 0; gm < MACS; gm = gm + 1) begin : g_mac
-            reg  [CENT_W-1:0] cent_sr_q;      // centroid elements, shifted one element per cycle
+            reg  [CB-1:0]     cb_mem [0:GROUPS*SUB-1];
+            reg  [CB-1:0]     cent_q;         // element rd_addr of the previous cycle
             reg  [PW-1:0]     prod_q;
             reg  [ACC-1:0]    acc_q;
             always @(posedge clk) begin
+                if (cb_wr_busy_q && cb_wr_slot_q == gm) cb_mem[cb_wr_addr] <= cb_in_q[CB-1:0];
+                cent_q <= cb_mem[rd_addr];
+            end
+            always @(posedge clk) begin
                 if (state_q == S_LOAD) begin
-                    cent_sr_q <= cb_word[gm*CENT_W +: CENT_W];
-                    acc_q     <= {ACC{1'b0}};
+                    acc_q <= {ACC{1'b0}};
                 end else begin
                     if (state_q == S_MAC) begin
-                        prod_q    <= q_elem * { {(PW-CB){cent_sr_q[CB-1]}}, cent_sr_q[CB-1:0]};
-                        cent_sr_q <= cent_sr_q >> CB;
+                        prod_q <= q_elem * { {(PW-CB){cent_q[CB-1]}}, cent_q };
                     end
                     if (prod_valid_q) begin
 {%- if acc_bits > prod_bits %}
@@ -217,7 +234,7 @@ module pq_dist_unit (
     // ---------------------------------------------------------------- control
     wire q_fire = q_valid && q_ready;
     // Not in the cycle lut_done is high: the engine marks that buffer full only at its end.
-    assign q_ready = (state_q == S_IDLE) && lut_free && !lut_done;
+    assign q_ready = (state_q == S_IDLE) && lut_free && !lut_done && !cb_wr_busy_q;
 
     always @(posedge clk) begin
         lut_done <= 1'b0;
@@ -233,6 +250,7 @@ module pq_dist_unit (
                     query_q <= q_data;
                     pass_q  <= 1'b0;
                     group_q <= {{ group_w }}'d0;
+                    rd_base_q <= {AW{1'b0}};
                     shift_q <= {{ shift_w }}'d0;
                     state_q <= S_LOAD;
                 end
@@ -249,8 +267,9 @@ module pq_dist_unit (
                     if (group_q == {{ group_w }}'d{{ groups - 1 }}) begin
                         state_q <= S_FINISH;
                     end else begin
-                        group_q <= group_q + {{ group_w }}'d1;
-                        state_q <= S_LOAD;
+                        group_q   <= group_q + {{ group_w }}'d1;
+                        rd_base_q <= rd_base_q + {{ addr_w }}'d{{ sub }};
+                        state_q   <= S_LOAD;
                     end
                 end
                 S_FINISH: if (!drain_busy_q) begin
@@ -258,6 +277,7 @@ module pq_dist_unit (
                         shift_q <= shift_next;
                         pass_q  <= 1'b1;
                         group_q <= {{ group_w }}'d0;
+                        rd_base_q <= {AW{1'b0}};
                         state_q <= S_LOAD;
                     end else begin
                         lut_done  <= 1'b1;

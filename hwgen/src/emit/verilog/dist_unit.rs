@@ -28,6 +28,7 @@ pub struct DistUnitV {
     len_w: u32,
     group_w: u32,
     sub_w: u32,
+    addr_w: u32,
     macs_w: u32,
     group_m_expr: String,
     group_c_expr: String,
@@ -76,6 +77,8 @@ impl DistUnitV {
             len_w: unsigned_bits(u64::from(w.acc_bits)),
             group_w,
             sub_w: unsigned_bits(u64::from(w.sub_dim - 1)),
+            addr_w: unsigned_bits(u64::from(groups * w.sub_dim - 1))
+                .max(unsigned_bits(u64::from(w.sub_dim - 1))),
             macs_w: unsigned_bits(u64::from(macs - 1)),
             group_m_expr,
             group_c_expr,
