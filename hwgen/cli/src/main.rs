@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use hwgen::commands::{check, generate, golden, lint};
+use hwgen::commands::{check, estimate, generate, golden, lint, report};
 use hwgen::flow::yosys::SynthMode;
 use hwgen::spec::{Accelerator, Platform};
 
@@ -71,6 +71,22 @@ enum Command {
         /// Seed of the data.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+    },
+    /// Estimate UltraScale+ (U280/U55C) resources of a generated folder with Yosys
+    /// `synth_xilinx -family xcup`; the estimate is written into its manifest.json.
+    Estimate {
+        /// Folder written by `hwgen generate`.
+        dir: PathBuf,
+        /// Module to synthesize (default: the engine, `pq_topk_engine`; `kvpq_krnl` for the
+        /// whole Alveo kernel).
+        #[arg(long)]
+        top: Option<String>,
+    },
+    /// Print what a generated folder's manifest records: the design, its cycle model and its
+    /// resource estimates (also per lane).
+    Report {
+        /// Folder written by `hwgen generate`.
+        dir: PathBuf,
     },
     /// Run the bit-exact golden model on clustered synthetic keys and report recall@k.
     Golden {
@@ -160,6 +176,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("wrote {}", path.display());
             }
             println!("content hash {}", design.manifest.content_hash);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Estimate { dir, top } => {
+            println!("{}", estimate::run(&dir, top.as_deref())?);
+            println!("recorded in {}", dir.join("manifest.json").display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { dir } => {
+            print!("{}", report::run(&dir)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Lint {

@@ -1,6 +1,8 @@
 //! What the `hwgen` subcommands compute and print; the binary only parses arguments.
 
 pub mod check;
+pub mod estimate;
 pub mod generate;
 pub mod golden;
 pub mod lint;
+pub mod report;

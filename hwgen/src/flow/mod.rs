@@ -1,7 +1,9 @@
-//! Running the external tools on generated RTL: Verilator lint and Yosys synthesis checks.
+//! Running the external tools on generated RTL: Verilator lint, Yosys synthesis checks and
+//! UltraScale+ resource estimates.
 
 pub mod lint;
 pub mod tools;
+pub mod xilinx;
 pub mod yosys;
 
 pub use tools::{Tool, ToolError};
