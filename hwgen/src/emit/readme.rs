@@ -19,6 +19,7 @@ pub struct FolderReadme<'a> {
     max_tokens: u32,
     content_hash: &'a str,
     files: &'a [FileEntry],
+    alveo: bool,
 }
 
 impl<'a> FolderReadme<'a> {
@@ -37,6 +38,7 @@ impl<'a> FolderReadme<'a> {
             max_tokens: c.engine.max_tokens,
             content_hash: &manifest.content_hash,
             files: &manifest.files,
+            alveo: manifest.kernel.is_some(),
         }
     }
 }

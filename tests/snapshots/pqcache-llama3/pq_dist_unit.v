@@ -60,30 +60,41 @@ module pq_dist_unit (
     reg  [ACC-1:0]            max_abs_q;
 
     // ---------------------------------------------------------------- codebook memory
-    // Word g holds the MACS centroids of group g; centroid i of the group at [i*CENT_W +: CENT_W].
-    reg  [MACS*CENT_W-1:0]    cb_mem [0:GROUPS-1];
-    reg  [1:0]               cb_wr_group_q;
+    // One memory per MAC, element-serial: MAC i of group g reads element j of its centroid
+    // (entry g*MACS + i) at address g*SUB + j, one element per cycle, so each memory is CB
+    // bits wide and maps to block or distributed RAM. An incoming centroid is written one
+    // element per cycle (cb_ready stays low meanwhile).
+    localparam AW      = 8;           // address bits of GROUPS*SUB elements
+    reg  [CENT_W-1:0]         cb_in_q;        // centroid being written, element 0 lowest
+    reg                       cb_wr_busy_q;
+    reg  [5:0]               cb_wr_elem_q;
+    reg  [AW-1:0]             cb_wr_base_q;   // group * SUB of the centroid being written
     reg  [4:0]               cb_wr_slot_q;
     wire                      cb_fire = cb_valid && cb_ready;
+    wire [AW-1:0]             cb_wr_addr = cb_wr_base_q + { {(AW-6){1'b0}}, cb_wr_elem_q };
 
-    assign cb_ready = (state_q == S_IDLE);
-
-    always @(posedge clk) begin
-        if (cb_fire) begin
-            cb_mem[cb_wr_group_q][cb_wr_slot_q*CENT_W +: CENT_W] <= cb_data;
-        end
-    end
+    assign cb_ready = (state_q == S_IDLE) && !cb_wr_busy_q;
 
     always @(posedge clk) begin
         if (rst) begin
-            cb_wr_group_q <= 2'd0;
-            cb_wr_slot_q  <= 5'd0;
+            cb_wr_busy_q <= 1'b0;
+            cb_wr_elem_q <= 6'd0;
+            cb_wr_base_q <= {AW{1'b0}};
+            cb_wr_slot_q <= 5'd0;
         end else if (cb_fire) begin
-            if (cb_wr_slot_q == 5'd31) begin
-                cb_wr_slot_q  <= 5'd0;
-                cb_wr_group_q <= (cb_wr_group_q == 2'd3) ? 2'd0 : cb_wr_group_q + 2'd1;
-            end else begin
-                cb_wr_slot_q  <= cb_wr_slot_q + 5'd1;
+            cb_in_q      <= cb_data;
+            cb_wr_busy_q <= 1'b1;
+            cb_wr_elem_q <= 6'd0;
+        end else if (cb_wr_busy_q) begin
+            cb_in_q      <= cb_in_q >> CB;
+            cb_wr_elem_q <= cb_wr_elem_q + 6'd1;
+            if (cb_wr_elem_q == 6'd63) begin
+                // Centroid written: the next one goes to the next slot, or the next group.
+                cb_wr_busy_q <= 1'b0;
+                cb_wr_slot_q <= cb_wr_slot_q + 5'd1;
+                if (cb_wr_slot_q == 5'd31) begin
+                    cb_wr_base_q <= (cb_wr_base_q == 8'd192) ? {AW{1'b0}} : cb_wr_base_q + 8'd64;
+                end
             end
         end
     end
@@ -94,7 +105,10 @@ module pq_dist_unit (
     wire [5:0]               group_c = { group_q[0:0], 5'd0 };
     reg  [QSUB_W-1:0]         qsub_sr_q;      // query sub-vector, shifted one element per cycle
     reg                       prod_valid_q;   // stage 1 holds a product
-    wire [MACS*CENT_W-1:0]    cb_word = cb_mem[group_q];
+    reg  [AW-1:0]             rd_base_q;      // group_q * SUB
+    // Address of the element the MACs multiply next cycle (registered read).
+    wire [AW-1:0]             rd_addr = rd_base_q + ((state_q == S_MAC && elem_q != 6'd63)
+                                        ? { {(AW-6){1'b0}}, elem_q + 6'd1 } : {AW{1'b0}});
     wire [MACS*ACC-1:0]       acc_all;
     wire [PW-1:0]             q_elem = { {(PW-QB){qsub_sr_q[QB-1]}}, qsub_sr_q[QB-1:0]};
 
@@ -116,17 +130,20 @@ module pq_dist_unit (
     genvar gm;
     generate
         for (gm = 0; gm < MACS; gm = gm + 1) begin : g_mac
-            reg  [CENT_W-1:0] cent_sr_q;      // centroid elements, shifted one element per cycle
+            reg  [CB-1:0]     cb_mem [0:GROUPS*SUB-1];
+            reg  [CB-1:0]     cent_q;         // element rd_addr of the previous cycle
             reg  [PW-1:0]     prod_q;
             reg  [ACC-1:0]    acc_q;
             always @(posedge clk) begin
+                if (cb_wr_busy_q && cb_wr_slot_q == gm) cb_mem[cb_wr_addr] <= cb_in_q[CB-1:0];
+                cent_q <= cb_mem[rd_addr];
+            end
+            always @(posedge clk) begin
                 if (state_q == S_LOAD) begin
-                    cent_sr_q <= cb_word[gm*CENT_W +: CENT_W];
-                    acc_q     <= {ACC{1'b0}};
+                    acc_q <= {ACC{1'b0}};
                 end else begin
                     if (state_q == S_MAC) begin
-                        prod_q    <= q_elem * { {(PW-CB){cent_sr_q[CB-1]}}, cent_sr_q[CB-1:0]};
-                        cent_sr_q <= cent_sr_q >> CB;
+                        prod_q <= q_elem * { {(PW-CB){cent_q[CB-1]}}, cent_q };
                     end
                     if (prod_valid_q) begin
                         acc_q <= acc_q + { {(ACC-PW){prod_q[PW-1]}}, prod_q };
@@ -208,7 +225,7 @@ module pq_dist_unit (
     // ---------------------------------------------------------------- control
     wire q_fire = q_valid && q_ready;
     // Not in the cycle lut_done is high: the engine marks that buffer full only at its end.
-    assign q_ready = (state_q == S_IDLE) && lut_free && !lut_done;
+    assign q_ready = (state_q == S_IDLE) && lut_free && !lut_done && !cb_wr_busy_q;
 
     always @(posedge clk) begin
         lut_done <= 1'b0;
@@ -224,6 +241,7 @@ module pq_dist_unit (
                     query_q <= q_data;
                     pass_q  <= 1'b0;
                     group_q <= 2'd0;
+                    rd_base_q <= {AW{1'b0}};
                     shift_q <= 3'd0;
                     state_q <= S_LOAD;
                 end
@@ -240,8 +258,9 @@ module pq_dist_unit (
                     if (group_q == 2'd3) begin
                         state_q <= S_FINISH;
                     end else begin
-                        group_q <= group_q + 2'd1;
-                        state_q <= S_LOAD;
+                        group_q   <= group_q + 2'd1;
+                        rd_base_q <= rd_base_q + 8'd64;
+                        state_q   <= S_LOAD;
                     end
                 end
                 S_FINISH: if (!drain_busy_q) begin
@@ -249,6 +268,7 @@ module pq_dist_unit (
                         shift_q <= shift_next;
                         pass_q  <= 1'b1;
                         group_q <= 2'd0;
+                        rd_base_q <= {AW{1'b0}};
                         state_q <= S_LOAD;
                     end else begin
                         lut_done  <= 1'b1;
