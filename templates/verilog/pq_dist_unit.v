@@ -90,11 +90,12 @@ module pq_dist_unit (
                 cb_wr_busy_q <= 1'b0;
 {%- if macs > 1 %}
                 cb_wr_slot_q <= cb_wr_slot_q + {{ macs_w }}'d1;
-                if (cb_wr_slot_q == {{ macs_w }}'d{{ macs - 1 }}) begin
+{%- endif %}
+{%- if groups > 1 %}
+{%- if macs > 1 %}
+                if (cb_wr_slot_q == {{ macs_w }}'d{{ macs - 1 }})
+{%- endif %}
                     cb_wr_base_q <= (cb_wr_base_q == {{ addr_w }}'d{{ (groups - 1) * sub }}) ? {AW{1'b0}} : cb_wr_base_q + {{ addr_w }}'d{{ sub }};
-                end
-{%- else %}
-                cb_wr_base_q <= (cb_wr_base_q == {{ addr_w }}'d{{ (groups - 1) * sub }}) ? {AW{1'b0}} : cb_wr_base_q + {{ addr_w }}'d{{ sub }};
 {%- endif %}
             end
         end
@@ -268,7 +269,9 @@ module pq_dist_unit (
                         state_q <= S_FINISH;
                     end else begin
                         group_q   <= group_q + {{ group_w }}'d1;
+{%- if groups > 1 %}
                         rd_base_q <= rd_base_q + {{ addr_w }}'d{{ sub }};
+{%- endif %}
                         state_q   <= S_LOAD;
                     end
                 end
