@@ -92,9 +92,8 @@ module pq_dist_unit (
                 // Centroid written: the next one goes to the next slot, or the next group.
                 cb_wr_busy_q <= 1'b0;
                 cb_wr_slot_q <= cb_wr_slot_q + 5'd1;
-                if (cb_wr_slot_q == 5'd31) begin
+                if (cb_wr_slot_q == 5'd31)
                     cb_wr_base_q <= (cb_wr_base_q == 8'd192) ? {AW{1'b0}} : cb_wr_base_q + 8'd64;
-                end
             end
         end
     end
