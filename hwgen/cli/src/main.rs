@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use hwgen::commands::{check, estimate, generate, golden, lint, report};
+use hwgen::commands::{build, check, estimate, generate, golden, lint, report};
 use hwgen::flow::yosys::SynthMode;
 use hwgen::spec::{Accelerator, Platform};
 
@@ -71,6 +71,21 @@ enum Command {
         /// Seed of the data.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+    },
+    /// Build a bitstream with the open flow (Yosys, nextpnr-ecp5, ecppack) for the ULX3S
+    /// (ECP5-85k) into OUT/<name>-<hash>/, recording Fmax and utilization in its manifest.
+    Build {
+        /// TOML description.
+        config: PathBuf,
+        /// Target: ecp5 (Alveo xclbins are built with Vitis from `hwgen generate --target`).
+        #[arg(long, value_parser = parse_platform)]
+        target: Platform,
+        /// Folder the build folder goes into.
+        #[arg(short, long, default_value = "bitstreams")]
+        out: PathBuf,
+        /// nextpnr placement seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u32,
     },
     /// Estimate UltraScale+ (U280/U55C) resources of a generated folder with Yosys
     /// `synth_xilinx -family xcup`; the estimate is written into its manifest.json.
@@ -176,6 +191,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("wrote {}", path.display());
             }
             println!("content hash {}", design.manifest.content_hash);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build {
+            config,
+            target,
+            out,
+            seed,
+        } => {
+            if target != Platform::Ecp5 {
+                anyhow::bail!(
+                    "--target {target}: `hwgen build` runs the open ECP5 flow; for Alveo cards \
+                     run `hwgen generate --target {target}` and `make` in its vitis/ folder"
+                );
+            }
+            let acc = load(&config)?;
+            let (dir, _) = build::run(&acc, &out, seed, !std::io::stderr().is_terminal())?;
+            print!("{}", report::run(&dir)?);
+            println!("bitstream folder: {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Estimate { dir, top } => {

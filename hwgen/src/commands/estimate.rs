@@ -21,7 +21,7 @@ pub fn read_manifest(dir: &Path) -> Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
-fn write_manifest(dir: &Path, manifest: &Value) -> Result<()> {
+pub(crate) fn write_manifest(dir: &Path, manifest: &Value) -> Result<()> {
     let path = dir.join("manifest.json");
     let text = serde_json::to_string_pretty(manifest).context("serializing the manifest")? + "\n";
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))

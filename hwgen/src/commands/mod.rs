@@ -1,5 +1,6 @@
 //! What the `hwgen` subcommands compute and print; the binary only parses arguments.
 
+pub mod build;
 pub mod check;
 pub mod estimate;
 pub mod generate;

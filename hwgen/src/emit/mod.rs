@@ -2,6 +2,7 @@
 //! README; HLS and platform projects follow the same pattern).
 
 pub mod alveo;
+pub mod boards;
 pub mod hls;
 pub mod manifest;
 pub mod readme;
@@ -24,6 +25,14 @@ pub enum EmitError {
     /// The accelerator cannot be wrapped as an Alveo kernel.
     #[error(transparent)]
     Kernel(#[from] alveo::KernelError),
+    /// A board wrapper cannot be made for the accelerator.
+    #[error("board {board}: {what}")]
+    Board {
+        /// Board name.
+        board: &'static str,
+        /// What is wrong, naming the field.
+        what: String,
+    },
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
     Io {

