@@ -141,6 +141,13 @@ fn dist_unit_lut_matches_golden() {
                     guard += 1;
                     assert!(guard < 100_000, "{}: no lut_done", c.name);
                 }
+                // The cycle model counts from the accepting edge to lut_done.
+                assert_eq!(
+                    guard + 1,
+                    acc.derived().cycles.lut_build,
+                    "{}: LUT build cycles against the cycle model",
+                    c.name
+                );
                 assert_eq!(b.get("lut_shift") as u32, want.shift, "{}: shift", c.name);
                 assert_eq!(
                     got,

@@ -211,7 +211,9 @@ impl CycleModel {
         // accumulators drain into the LUT one per cycle while the next group computes.
         let group = sub + 3;
         let period = group.max(macs + 1);
-        let pass0 = groups * group;
+        // Pass 0 ends once the last group's max has climbed the registered max tree:
+        // log2(MACS) levels plus the fold.
+        let pass0 = groups * group + u64::from(macs.trailing_zeros()) + 1;
         let pass1 = (group + macs) + (groups - 1) * period;
         let radix_bits = cfg.topk.radix_bits.unwrap_or(DEFAULT_RADIX_BITS).max(1);
         Self {

@@ -29,6 +29,7 @@ pub struct DistUnitV {
     group_w: u32,
     sub_w: u32,
     addr_w: u32,
+    macs_log2: u32,
     macs_w: u32,
     group_m_expr: String,
     group_c_expr: String,
@@ -77,6 +78,7 @@ impl DistUnitV {
             len_w: unsigned_bits(u64::from(w.acc_bits)),
             group_w,
             sub_w: unsigned_bits(u64::from(w.sub_dim - 1)),
+            macs_log2: macs.trailing_zeros(),
             addr_w: unsigned_bits(u64::from(groups * w.sub_dim - 1))
                 .max(unsigned_bits(u64::from(w.sub_dim - 1))),
             macs_w: unsigned_bits(u64::from(macs - 1)),
