@@ -154,15 +154,23 @@ module pq_dist_unit (
     endgenerate
 
     // ---------------------------------------------------------------- pass 0: max|acc|
-    // The largest magnitude of the group's accumulators, folded in at capture.
-    reg  [ACC-1:0]            group_max_abs;
-    reg  [ACC-1:0]            mac_abs;
+    // The largest magnitude of a group's accumulators, by a registered max tree (a heap in
+    // one vector: node i has children 2i+1 and 2i+2, the MACS leaves last), one level per
+    // cycle so the fold does not limit the clock; max_v_q tracks each capture up the tree.
+    localparam LEVELS  = 5;
+    reg  [(2*MACS-1)*ACC-1:0] tree_q;
+    reg  [LEVELS:0]           max_v_q;        // bit l: a capture's values are at level LEVELS-l
+    wire                      max_pending = (max_v_q != {(LEVELS+1){1'b0}});
+    wire [ACC-1:0]            tree_root = tree_q[ACC-1:0];
     integer mi;
-    always @* begin
-        group_max_abs = {ACC{1'b0}};
+    always @(posedge clk) begin
         for (mi = 0; mi < MACS; mi = mi + 1) begin
-            mac_abs = acc_all[mi*ACC+ACC-1] ? (~acc_all[mi*ACC +: ACC] + 22'd1) : acc_all[mi*ACC +: ACC];
-            if (mac_abs > group_max_abs) group_max_abs = mac_abs;
+            tree_q[(MACS-1+mi)*ACC +: ACC] <= acc_all[mi*ACC+ACC-1]
+                ? (~acc_all[mi*ACC +: ACC] + 22'd1) : acc_all[mi*ACC +: ACC];
+        end
+        for (mi = 0; mi < MACS-1; mi = mi + 1) begin
+            tree_q[mi*ACC +: ACC] <= (tree_q[(2*mi+1)*ACC +: ACC] > tree_q[(2*mi+2)*ACC +: ACC])
+                ? tree_q[(2*mi+1)*ACC +: ACC] : tree_q[(2*mi+2)*ACC +: ACC];
         end
     end
 
@@ -203,8 +211,10 @@ module pq_dist_unit (
     always @(posedge clk) begin
         if (rst || (state_q == S_IDLE)) begin
             max_abs_q <= {ACC{1'b0}};
-        end else if (capture && !pass_q && (group_max_abs > max_abs_q)) begin
-            max_abs_q <= group_max_abs;
+            max_v_q   <= {(LEVELS+1){1'b0}};
+        end else begin
+            max_v_q <= { max_v_q[LEVELS-1:0], capture && !pass_q };
+            if (max_v_q[LEVELS] && (tree_root > max_abs_q)) max_abs_q <= tree_root;
         end
     end
 
@@ -262,7 +272,7 @@ module pq_dist_unit (
                         state_q   <= S_LOAD;
                     end
                 end
-                S_FINISH: if (!drain_busy_q) begin
+                S_FINISH: if (!drain_busy_q && !max_pending) begin
                     if (!pass_q) begin
                         shift_q <= shift_next;
                         pass_q  <= 1'b1;
