@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use hwgen::commands::{build, check, estimate, generate, golden, lint, report};
+use hwgen::commands::{build, check, estimate, explore, generate, golden, lint, report};
 use hwgen::flow::yosys::SynthMode;
 use hwgen::spec::{Accelerator, Platform};
 
@@ -86,6 +86,15 @@ enum Command {
         /// nextpnr placement seed.
         #[arg(long, default_value_t = 1)]
         seed: u32,
+    },
+    /// Sweep a design space (SPACE.toml): ECP5 synthesis, golden-model recall and the cycle
+    /// model per point; writes OUT/points.csv and SVG plots with the Pareto front.
+    Explore {
+        /// Space description (see examples/spaces/).
+        space: PathBuf,
+        /// Output folder.
+        #[arg(short, long)]
+        out: PathBuf,
     },
     /// Estimate UltraScale+ (U280/U55C) resources of a generated folder with Yosys
     /// `synth_xilinx -family xcup`; the estimate is written into its manifest.json.
@@ -209,6 +218,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let (dir, _) = build::run(&acc, &out, seed, !std::io::stderr().is_terminal())?;
             print!("{}", report::run(&dir)?);
             println!("bitstream folder: {}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explore { space, out } => {
+            let points = explore::run(&space, &out, std::io::stderr().is_terminal())?;
+            let ok = points.iter().filter(|p| p.status == "ok").count();
+            println!(
+                "{} points ({ok} valid); Pareto front (recall, throughput, LUT4):",
+                points.len()
+            );
+            println!(
+                "  {:<44} {:>7} {:>12} {:>8} {:>6}",
+                "point", "recall", "M tokens/s", "LUT4", "BRAM"
+            );
+            for p in points.iter().filter(|p| p.pareto) {
+                println!(
+                    "  {:<44} {:>7.3} {:>12.1} {:>8} {:>6}",
+                    p.name,
+                    p.recall,
+                    p.tokens_per_s / 1e6,
+                    p.cells.lut4,
+                    p.cells.bram
+                );
+            }
+            println!(
+                "wrote {}, recall_vs_throughput.svg, recall_vs_luts.svg",
+                out.join("points.csv").display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Estimate { dir, top } => {

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod check;
 pub mod estimate;
+pub mod explore;
 pub mod generate;
 pub mod golden;
 pub mod lint;

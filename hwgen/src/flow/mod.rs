@@ -2,6 +2,7 @@
 //! UltraScale+ resource estimates.
 
 pub mod ecp5;
+pub mod ecp5_synth;
 pub mod lint;
 pub mod tools;
 pub mod xilinx;
