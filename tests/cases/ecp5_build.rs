@@ -5,6 +5,8 @@
 
 use hwgen::commands::{build, report};
 use hwgen::emit::boards::ulx3s;
+use hwgen::flow::ecp5;
+use hwgen::flow::ecp5_synth::Ecp5Cells;
 use hwgen::flow::lint::verilator_lint;
 use hwgen::spec::Platform;
 use hwgen::spec::{
@@ -82,6 +84,44 @@ fn board_files_are_clean_and_checked() {
     // A clock the PLL cannot make is refused with the field's name.
     let err = ulx3s::render(&small(900.0)).unwrap_err().to_string();
     assert!(err.contains("target.clock_mhz"), "{err}");
+}
+
+#[test]
+fn an_over_full_device_stops_after_synthesis() {
+    let acc = small(100.0);
+    let dir = scratch("full");
+    let design = hwgen::emit::Design::render(&acc).unwrap();
+    design.write(&dir).unwrap();
+    let board = ulx3s::render(&acc).unwrap();
+    hwgen::emit::write_files(&dir, &board).unwrap();
+    let mut files = design.verilog_files();
+    files.extend(
+        board
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| n.ends_with(".v")),
+    );
+    let job = ecp5::Ecp5Job {
+        dir: &dir,
+        files: &files,
+        top: ulx3s::TOP,
+        lpf: ulx3s::LPF,
+        device: &ulx3s::NEXTPNR_DEVICE,
+        seed: 1,
+        capacity: Ecp5Cells {
+            lut4: 100,
+            ff: 1_000_000,
+            bram: 10,
+            dsp: 10,
+        },
+    };
+    let err = ecp5::build(&job, |_, _| {}).unwrap_err().to_string();
+    assert!(
+        err.contains("does not fit") && err.contains("LUT4 sites: needs"),
+        "{err}"
+    );
+    assert!(!dir.join("pnr.log").exists(), "nextpnr must not run");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -90,6 +90,7 @@ pub fn run(
         lpf: ulx3s::LPF,
         device: &ulx3s::NEXTPNR_DEVICE,
         seed,
+        capacity: ulx3s::CAPACITY,
     };
     let mut bar: Option<ProgressBar> = None;
     let built = ecp5::build(&job, |step, done| {

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::ecp5_synth::{parse_ecp5_stat, Ecp5Cells};
 use super::tools::{Tool, ToolError};
 
 /// A step of the flow, for progress reporting.
@@ -50,6 +51,8 @@ pub struct Ecp5Job<'a> {
     pub device: &'a [&'a str],
     /// nextpnr placement seed.
     pub seed: u32,
+    /// Cells the device has; a synthesized design that needs more stops before nextpnr.
+    pub capacity: Ecp5Cells,
 }
 
 /// Achieved and wanted frequency of one clock.
@@ -124,7 +127,7 @@ pub fn build(job: &Ecp5Job, mut on_step: impl FnMut(Step, bool)) -> Result<Ecp5B
     on_step(Step::Synth, false);
     let t = Instant::now();
     let script = format!(
-        "read_verilog -I. {}\nsynth_ecp5 -top {} -json {}.json\n",
+        "read_verilog -I. {}\nsynth_ecp5 -top {} -json {}.json\ntee -o synth_ecp5.stat stat\n",
         job.files.join(" "),
         job.top,
         job.top
@@ -140,6 +143,28 @@ pub fn build(job: &Ecp5Job, mut on_step: impl FnMut(Step, bool)) -> Result<Ecp5B
     )?;
     seconds.push((Step::Synth, t.elapsed().as_secs_f64()));
     on_step(Step::Synth, true);
+    // Place and route of an over-full device runs for an hour before failing: stop here.
+    let stat_path = job.dir.join("synth_ecp5.stat");
+    let stat = std::fs::read_to_string(&stat_path)
+        .map_err(io(format!("reading {}", stat_path.display())))?;
+    let need = parse_ecp5_stat(&stat);
+    let cap = job.capacity;
+    let over: Vec<String> = [
+        ("LUT4 sites", need.lut4, cap.lut4),
+        ("flip-flops", need.ff, cap.ff),
+        ("DP16KD block RAMs", need.bram, cap.bram),
+        ("MULT18X18D multipliers", need.dsp, cap.dsp),
+    ]
+    .iter()
+    .filter(|(_, n, c)| n > c)
+    .map(|(what, n, c)| format!("{what}: needs {n}, the device has {c}"))
+    .collect();
+    if !over.is_empty() {
+        return Err(ToolError::DoesNotFit {
+            needs: over.join("; "),
+            stat: stat_path.display().to_string(),
+        });
+    }
 
     on_step(Step::PlaceRoute, false);
     let t = Instant::now();

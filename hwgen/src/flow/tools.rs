@@ -50,6 +50,14 @@ pub enum ToolError {
         /// Last lines of the log.
         tail: String,
     },
+    /// Synthesis finished but the design needs more cells than the device has.
+    #[error("the design does not fit the device: {needs} (cell counts: {stat})")]
+    DoesNotFit {
+        /// Each resource that overflows, with need and capacity.
+        needs: String,
+        /// File with the synthesized cell counts.
+        stat: String,
+    },
     /// Reading or writing the tool's files failed.
     #[error("{what}: {source}")]
     Io {

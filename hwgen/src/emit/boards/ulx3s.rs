@@ -6,6 +6,7 @@ use askama::Template;
 use super::pll::{solve, Ecp5Pll};
 use crate::emit::verilog::header::header;
 use crate::emit::EmitError;
+use crate::flow::ecp5_synth::Ecp5Cells;
 use crate::spec::Accelerator;
 
 /// Top module of the board build.
@@ -14,6 +15,13 @@ pub const TOP: &str = "kvpq_ulx3s_top";
 pub const LPF: &str = "ulx3s.lpf";
 /// nextpnr-ecp5 device and package of the board.
 pub const NEXTPNR_DEVICE: [&str; 2] = ["--85k", "--package=CABGA381"];
+/// Cells of the LFE5U-85F (nextpnr's counts).
+pub const CAPACITY: Ecp5Cells = Ecp5Cells {
+    lut4: 83_640,
+    ff: 83_640,
+    bram: 208,
+    dsp: 156,
+};
 /// Board oscillator.
 pub const OSC_MHZ: f64 = 25.0;
 /// UART speed of the FT231X link.
