@@ -66,6 +66,9 @@ pub struct Sweep {
     /// Top-k strategies.
     #[serde(default)]
     pub strategy: Vec<TopKStrategy>,
+    /// Radix bits of the `select` unit's threshold passes (2^r - 1 comparators per lane).
+    #[serde(default)]
+    pub radix_bits: Vec<u32>,
 }
 
 fn default_tokens() -> u32 {
@@ -135,29 +138,38 @@ pub fn points(space: &Space, base: &AcceleratorConfig) -> Vec<AcceleratorConfig>
         for &b in &or_base(&s.code_bits, base.pq.code_bits) {
             for &lb in &or_base(&s.lut_bits, base.quant.lut_bits) {
                 for &strategy in &or_base(&s.strategy, base.topk.strategy) {
-                    for &lanes in &or_base(&s.lanes, base.scanner.lanes) {
-                        let mut c = base.clone();
-                        c.pq.m = m;
-                        c.pq.code_bits = b;
-                        c.quant.lut_bits = lb;
-                        if let Some(n) = space.max_tokens {
-                            c.engine.max_tokens = n;
-                            c.topk.k_max = c.topk.k_max.min(n);
+                    for &radix in &or_base(&s.radix_bits, base.topk.radix_bits.unwrap_or(0)) {
+                        for &lanes in &or_base(&s.lanes, base.scanner.lanes) {
+                            let mut c = base.clone();
+                            c.pq.m = m;
+                            c.pq.code_bits = b;
+                            c.quant.lut_bits = lb;
+                            if let Some(n) = space.max_tokens {
+                                c.engine.max_tokens = n;
+                                c.topk.k_max = c.topk.k_max.min(n);
+                            }
+                            c.topk.strategy = strategy;
+                            if radix > 0 {
+                                c.topk.radix_bits = Some(radix);
+                            }
+                            if strategy == TopKStrategy::Systolic {
+                                c.topk.k_max = c.topk.k_max.min(SYSTOLIC_K_LIMIT);
+                                c.topk.radix_bits = None;
+                            }
+                            // A MAC group shares one subspace: at most K MACs.
+                            c.dist_unit.macs = c.dist_unit.macs.min(1 << b.min(16));
+                            let per_beat = c.engine.beat_bits / (m * b).max(1);
+                            c.scanner.lanes = if lanes == 0 { per_beat.max(1) } else { lanes };
+                            c.name = format!(
+                                "{}-l{}-m{m}-b{b}-lb{lb}-{strategy}{}",
+                                base.name,
+                                c.scanner.lanes,
+                                c.topk
+                                    .radix_bits
+                                    .map_or(String::new(), |r| format!("-r{r}"))
+                            );
+                            out.push(c);
                         }
-                        c.topk.strategy = strategy;
-                        if strategy == TopKStrategy::Systolic {
-                            c.topk.k_max = c.topk.k_max.min(SYSTOLIC_K_LIMIT);
-                            c.topk.radix_bits = None;
-                        }
-                        // A MAC group shares one subspace: at most K MACs.
-                        c.dist_unit.macs = c.dist_unit.macs.min(1 << b.min(16));
-                        let per_beat = c.engine.beat_bits / (m * b).max(1);
-                        c.scanner.lanes = if lanes == 0 { per_beat.max(1) } else { lanes };
-                        c.name = format!(
-                            "{}-l{}-m{m}-b{b}-lb{lb}-{strategy}",
-                            base.name, c.scanner.lanes
-                        );
-                        out.push(c);
                     }
                 }
             }
