@@ -110,11 +110,8 @@ pub fn run(
     // The core clock is the PLL output; the 25 MHz input pin is listed too.
     let (core_clock, fmax) = built
         .report
-        .fmax
-        .iter()
-        .filter(|(name, _)| !name.contains("clk_25mhz"))
-        .min_by(|a, b| a.1.achieved.total_cmp(&b.1.achieved))
-        .map(|(n, f)| (n.clone(), *f))
+        .worst_clock("clk_25mhz")
+        .map(|(n, f)| (n.to_string(), f))
         .context("nextpnr's report lists no core clock")?;
     if built.report.usage("TRELLIS_COMB").used == 0 {
         bail!(

@@ -88,10 +88,12 @@ impl PnrReport {
         serde_json::from_str(json)
     }
 
-    /// The slowest clock's achieved Fmax and its constraint (None without clocks).
-    pub fn worst_clock(&self) -> Option<(&str, ClockFmax)> {
+    /// The slowest clock whose net name does not contain `skip` (e.g. an input pin's clock),
+    /// with its achieved Fmax and constraint; `None` without such a clock.
+    pub fn worst_clock(&self, skip: &str) -> Option<(&str, ClockFmax)> {
         self.fmax
             .iter()
+            .filter(|(name, _)| skip.is_empty() || !name.contains(skip))
             .min_by(|a, b| a.1.achieved.total_cmp(&b.1.achieved))
             .map(|(n, f)| (n.as_str(), *f))
     }
@@ -233,8 +235,10 @@ mod tests {
           "detailed_net_timings": []
         }"#;
         let r = PnrReport::parse(json).unwrap();
-        let (name, f) = r.worst_clock().unwrap();
+        let (name, f) = r.worst_clock("").unwrap();
         assert_eq!(name, "$glbnet$clk");
+        assert_eq!(r.worst_clock("clk_25mhz").unwrap().0, "$glbnet$clk");
+        assert!(r.worst_clock("$glbnet").is_none());
         assert_eq!(f.achieved, 212.5);
         assert_eq!(r.usage("DP16KD").used, 4);
         assert_eq!(r.usage("MULT18X18D").available, 0);

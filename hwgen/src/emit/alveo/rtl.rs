@@ -3,7 +3,7 @@
 
 use askama::Template;
 
-use super::{ArgKind, KernelArg, KernelInterface, CONTROL};
+use super::{KernelArg, KernelInterface, CONTROL};
 use crate::emit::verilog::header::header;
 use crate::spec::{ceil_log2, Accelerator};
 
@@ -150,33 +150,13 @@ fn tie_offs(iface: &KernelInterface) -> Vec<String> {
     lines
 }
 
-/// A control register of the kernel as the control template sees it.
-pub struct RegView {
-    /// Register (argument) name.
-    pub name: &'static str,
-    /// Byte offset.
-    pub offset: u32,
-    /// Bytes: 4 or 8.
-    pub size: u32,
-}
-
-fn reg_views(args: &[KernelArg]) -> Vec<RegView> {
-    args.iter()
-        .map(|a| RegView {
-            name: a.name,
-            offset: a.offset,
-            size: if a.kind == ArgKind::Buffer { 8 } else { 4 },
-        })
-        .collect()
-}
-
 /// Template data of `kvpq_krnl.v`.
 #[derive(Template)]
 #[template(path = "verilog/kvpq_krnl.v")]
 pub struct KernelTopV {
     header: String,
     ports: Vec<String>,
-    args: Vec<RegView>,
+    args: Vec<KernelArg>,
     tie_offs: Vec<String>,
     sub: u32,
     cbb: u32,
@@ -211,7 +191,7 @@ impl KernelTopV {
                 .iter()
                 .map(KernelPort::declaration)
                 .collect(),
-            args: reg_views(&iface.args),
+            args: iface.args.clone(),
             tie_offs: tie_offs(iface),
             sub: w.sub_dim,
             cbb: w.centroid_bits,
@@ -238,7 +218,7 @@ impl KernelTopV {
 #[template(path = "verilog/kvpq_axi_lite_ctrl.v")]
 pub struct ControlV {
     header: String,
-    args: Vec<RegView>,
+    args: Vec<KernelArg>,
 }
 
 impl ControlV {
@@ -246,7 +226,7 @@ impl ControlV {
     pub fn new(acc: &Accelerator, iface: &KernelInterface) -> Self {
         Self {
             header: header(acc, "kvpq_axi_lite_ctrl"),
-            args: reg_views(&iface.args),
+            args: iface.args.clone(),
         }
     }
 }
