@@ -2,11 +2,13 @@
 //!
 //! [`build::build_model`] verilates a generated design into a shared library (cached by
 //! content hash), [`model::Model`] loads it, and [`driver::EngineSim`] plays the engine's
-//! environment: codebooks, queries, code beats with random stalls, results, cycle counts.
+//! environment: codebooks, queries, code beats with random stalls, results, cycle counts;
+//! [`board::BoardSim`] plays a host on the byte stream of the board top that bitstreams wrap.
 
 #![warn(missing_docs)]
 
 pub mod bits;
+pub mod board;
 pub mod build;
 pub mod driver;
 pub mod error;

@@ -35,8 +35,8 @@ module kvpq_board_top (
     reg  [1:0]        rx_state_q;
     reg  [7:0]        cmd_q;
     reg  [{{ byte_w - 1 }}:0]        bytes_left_q;
-    reg  [{{ byte_w - 1 }}:0]        byte_pos_q;
-    reg  [PW-1:0]     payload_q;
+    reg  [PW-1:0]     payload_q;        // bytes shift in from the top: an n-byte payload ends
+                                        // at the top n bytes, its first byte lowest
 
     wire cb_ready, q_ready, code_ready, busy, done;
     wire issue_cb    = (rx_state_q == R_ISSUE) && (cmd_q == CMD_CB);
@@ -56,8 +56,6 @@ module kvpq_board_top (
             case (rx_state_q)
                 R_CMD: if (rx_valid) begin
                     cmd_q      <= rx_data;
-                    byte_pos_q <= {{ byte_w }}'d0;
-                    payload_q  <= {PW{1'b0}};
                     case (rx_data)
                         CMD_CB:    begin bytes_left_q <= {{ byte_w }}'d{{ cb_bytes }}; rx_state_q <= R_PAYLOAD; end
                         CMD_QUERY: begin bytes_left_q <= {{ byte_w }}'d{{ q_bytes }}; rx_state_q <= R_PAYLOAD; end
@@ -67,8 +65,7 @@ module kvpq_board_top (
                     endcase
                 end
                 R_PAYLOAD: if (rx_valid) begin
-                    payload_q[byte_pos_q*8 +: 8] <= rx_data;
-                    byte_pos_q   <= byte_pos_q + {{ byte_w }}'d1;
+                    payload_q    <= { rx_data, payload_q[PW-1:8] };
                     bytes_left_q <= bytes_left_q - {{ byte_w }}'d1;
                     if (bytes_left_q == {{ byte_w }}'d1) rx_state_q <= R_ISSUE;
                 end
@@ -91,18 +88,18 @@ module kvpq_board_top (
         .rst        (rst),
         .cb_valid   (issue_cb),
         .cb_ready   (cb_ready),
-        .cb_data    (payload_q[{{ cb_w - 1 }}:0]),
+        .cb_data    (payload_q[{{ cb_base }} +: {{ cb_w }}]),
         .q_valid    (issue_query),
         .q_ready    (q_ready),
-        .q_data     (payload_q[{{ q_w - 1 }}:0]),
+        .q_data     (payload_q[{{ q_base }} +: {{ q_w }}]),
         .start      (issue_start && !busy),
-        .n_tokens   (payload_q[{{ count_w - 1 }}:0]),
-        .k          (payload_q[{{ count_w + k_w - 1 }}:{{ count_w }}]),
+        .n_tokens   (payload_q[{{ start_base }} +: {{ count_w }}]),
+        .k          (payload_q[{{ start_base + count_w }} +: {{ k_w }}]),
         .busy       (busy),
         .done       (done),
         .code_valid (issue_beat),
         .code_ready (code_ready),
-        .code_data  (payload_q[{{ beat_w - 1 }}:0]),
+        .code_data  (payload_q[{{ beat_base }} +: {{ beat_w }}]),
         .res_valid  (res_valid),
         .res_ready  (res_ready),
         .res_index  (res_index),

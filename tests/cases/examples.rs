@@ -65,10 +65,10 @@ fn pqcache_derived_view() {
     assert_eq!(d.widths.index_bits, 17);
     assert_eq!(d.layout.tokens_per_beat, 42);
     assert_eq!(d.cycles.scan(32768), 781);
-    // Two passes over 4 groups of 32 MACs, each group 64 + 3 cycles: pass 0 4 * 67 and the
-    // 5-level max tree + fold, pass 1 (67 + 32) + 3 * 67 (the 32 accumulators drain while the
+    // Two passes over 4 groups of 32 MACs, each group 64 + 4 cycles: pass 0 4 * 68 and the
+    // 5-level max tree + fold, pass 1 (68 + 32) + 3 * 68 (the 32 accumulators drain while the
     // next group computes), + 3. It hides behind a 32K-token scan.
-    assert_eq!(d.cycles.lut_build, 4 * 67 + 6 + (67 + 32) + 3 * 67 + 3);
+    assert_eq!(d.cycles.lut_build, 4 * 68 + 6 + (68 + 32) + 3 * 68 + 3);
     assert!(d.cycles.lut_build < d.cycles.scan(32768));
     assert_eq!(acc.policy_k(131072), 6554);
 }

@@ -206,10 +206,10 @@ impl CycleModel {
         let sub = u64::from(w.sub_dim);
         let macs = u64::from(cfg.dist_unit.macs.max(1));
         let groups = (u64::from(cfg.pq.m) * u64::from(w.codebook_size)).div_ceil(macs);
-        // Two passes over `groups` MAC groups; a group takes load + SUB MAC cycles + tail +
-        // capture. Pass 0 folds each group's max|acc| in at capture; in pass 1 the MACS
+        // Two passes over `groups` MAC groups; a group takes load + SUB MAC cycles + two tail
+        // cycles (operand and product registers) + capture. Pass 0 folds each group's max|acc| in at capture; in pass 1 the MACS
         // accumulators drain into the LUT one per cycle while the next group computes.
-        let group = sub + 3;
+        let group = sub + 4;
         let period = group.max(macs + 1);
         // Pass 0 ends once the last group's max has climbed the registered max tree:
         // log2(MACS) levels plus the fold.
@@ -242,16 +242,16 @@ impl CycleModel {
         match self.strategy {
             // The queues settle, then the merge tree emits one result per cycle.
             TopKStrategy::Systolic => 1 + k + DONE_OVERHEAD,
-            // `digits` threshold passes over the n/lanes buffer words (2 cycles of pipeline
-            // each), an emit pass (3 cycles per word + one per kept score), `digits` sort
-            // passes (k + 2 each), then the results stream out.
+            // `digits` threshold passes over the n/lanes buffer words (5 cycles of pipeline
+            // and one decision each), an emit pass (4 cycles per word + one per kept score),
+            // `digits` sort passes (k + 5 each), then the results stream out (k + 2).
             TopKStrategy::Select => {
                 let digits = u64::from(self.radix_digits);
                 let words = self.scan(n);
-                1 + digits * (words + 2)
-                    + (3 * words + k + 1)
-                    + digits * (k + 2)
-                    + (k + 1)
+                1 + digits * (words + 6)
+                    + (4 * words + k + 1)
+                    + digits * (k + 5)
+                    + (k + 2)
                     + DONE_OVERHEAD
             }
         }

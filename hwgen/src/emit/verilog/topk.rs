@@ -70,20 +70,18 @@ pub struct TopKSelectV {
     bins: u32,
     words: u32,
     word_w: u32,
-    key_bits: u32,
     key_pad: u32,
     digit_w: u32,
-    shift_w: u32,
     lane_w: u32,
     key_of_expr: String,
     score_of_key_expr: String,
-    digit_plus_one: String,
-    radix_digit_ext: String,
-    best_digit_ext: String,
     pick_lane_ext: String,
     n_q_ext: String,
     n_now_ext: String,
     count_ext_expr: String,
+    slots: u32,
+    lw: u32,
+    hits_ext: String,
 }
 
 impl TopKSelectV {
@@ -99,7 +97,6 @@ impl TopKSelectV {
         let key_pad = key_bits - w.score_bits;
         let words = c.engine.max_tokens.div_ceil(lanes);
         let digit_w = unsigned_bits(u64::from(digits - 1));
-        let shift_w = unsigned_bits(u64::from(key_bits));
         let lane_w = unsigned_bits(u64::from(lanes - 1));
         let ctr_w = unsigned_bits(u64::from(c.engine.max_tokens) + u64::from(lanes))
             .max(w.index_bits + 1)
@@ -124,20 +121,22 @@ impl TopKSelectV {
             bins: 1 << r,
             words,
             word_w: unsigned_bits(u64::from(words - 1)),
-            key_bits,
             key_pad,
             digit_w,
-            shift_w,
             lane_w,
             key_of_expr,
             score_of_key_expr: "{ ~out_key[KEYW-1], out_key[KEYW-2:KEYW-SW] }".to_string(),
-            digit_plus_one: format!("({} + {shift_w}'d1)", zext("digit_q", digit_w, shift_w)),
-            radix_digit_ext: zext("vc[R-1:0]", r, key_bits),
-            best_digit_ext: zext("best_v", r, key_bits),
             pick_lane_ext: zext("pick_lane", lane_w, ctr_w),
             n_q_ext: zext("n_q", w.count_bits, ctr_w),
             n_now_ext: zext("n_now", w.count_bits, ctr_w),
             count_ext_expr: zext("count_q", w.k_bits, w.count_bits),
+            slots: 1 << unsigned_bits(u64::from(c.topk.k_max - 1)),
+            lw: unsigned_bits(u64::from(lanes)),
+            hits_ext: zext(
+                "hits_q[vh*LW +: LW]",
+                unsigned_bits(u64::from(lanes)),
+                w.count_bits,
+            ),
         }
     }
 }

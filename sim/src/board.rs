@@ -1,0 +1,315 @@
+//! Drives `kvpq_board_top` through its byte protocol, as a host behind the board's UART
+//! would: command bytes and payloads in, 32-bit-free result records out, with seeded random
+//! gaps on both byte streams.
+//!
+//! The protocol (one command byte, then a fixed payload, least significant byte first):
+//! `0x01` one centroid, `0x02` one query, `0x03` `{k, n_tokens}`, `0x04` one code beat. Each
+//! result comes back as `{last, shift, score, index}` in whole bytes.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::bits::{beat_words, pack_fields, sign_extend};
+use crate::build::BuiltModel;
+use crate::driver::{Job, Stalls};
+use crate::error::{Result, SimError};
+use crate::model::Model;
+use hwgen::golden::{Hit, QuantCodebook, QueryResult};
+use hwgen::spec::Accelerator;
+
+/// Command bytes of the board protocol.
+pub mod cmd {
+    /// One centroid follows.
+    pub const CENTROID: u8 = 0x01;
+    /// One quantized query follows.
+    pub const QUERY: u8 = 0x02;
+    /// `{k, n_tokens}` follows: start a query.
+    pub const START: u8 = 0x03;
+    /// One code beat follows.
+    pub const BEAT: u8 = 0x04;
+}
+
+/// Field widths of the byte protocol for one accelerator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoardFormat {
+    /// Bits of one centroid (sub_dim x centroid_bits).
+    pub centroid_bits: u32,
+    /// Bits of one query (head_dim x query_bits).
+    pub query_bits: u32,
+    /// Bits of n_tokens in the start payload.
+    pub count_bits: u32,
+    /// Bits of k in the start payload.
+    pub k_bits: u32,
+    /// Bits of one code beat.
+    pub beat_bits: u32,
+    /// Bits of a result's token index.
+    pub index_bits: u32,
+    /// Bits of a result's score.
+    pub score_bits: u32,
+    /// Bits of a result's shift.
+    pub shift_bits: u32,
+}
+
+impl BoardFormat {
+    /// The format of `acc`'s board top.
+    pub fn of(acc: &Accelerator) -> Self {
+        let c = acc.config();
+        let w = &acc.derived().widths;
+        Self {
+            centroid_bits: w.sub_dim * w.centroid_bits,
+            query_bits: c.pq.head_dim * w.query_bits,
+            count_bits: w.count_bits,
+            k_bits: w.k_bits,
+            beat_bits: c.engine.beat_bits,
+            index_bits: w.index_bits,
+            score_bits: w.score_bits,
+            shift_bits: w.shift_bits,
+        }
+    }
+
+    /// Bytes of one result record.
+    pub fn record_bytes(&self) -> usize {
+        (1 + self.shift_bits + self.score_bits + self.index_bits).div_ceil(8) as usize
+    }
+
+    /// Decodes one result record: (hit, shift, last).
+    pub fn decode(&self, record: &[u8]) -> (Hit, u32, bool) {
+        let v = record
+            .iter()
+            .rev()
+            .fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
+        let field = |lo: u32, bits: u32| ((v >> lo) & ((1u128 << bits) - 1)) as u64;
+        let (iw, sw, hw) = (self.index_bits, self.score_bits, self.shift_bits);
+        let hit = Hit {
+            index: field(0, iw) as u32,
+            score: sign_extend(field(iw, sw), sw) as i32,
+        };
+        (hit, field(iw + sw, hw) as u32, field(iw + sw + hw, 1) == 1)
+    }
+}
+
+/// A command byte followed by the bytes of `words` (32-bit, little-endian), cut to `bits`.
+fn command(cmd: u8, words: &[u32], bits: u32) -> Vec<u8> {
+    let mut out = vec![cmd];
+    out.extend(
+        words
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .take(bits.div_ceil(8) as usize),
+    );
+    out
+}
+
+struct Ports {
+    rst: usize,
+    rx_valid: usize,
+    rx_ready: usize,
+    rx_data: usize,
+    tx_valid: usize,
+    tx_ready: usize,
+    tx_data: usize,
+    busy: usize,
+}
+
+/// The board top's model with a byte-stream host.
+pub struct BoardSim {
+    model: Model,
+    acc: Accelerator,
+    format: BoardFormat,
+    p: Ports,
+    rng: ChaCha8Rng,
+    stalls: Stalls,
+    cycle: u64,
+    received: Vec<u8>,
+}
+
+impl BoardSim {
+    /// Loads a model of `kvpq_board_top` built for `acc` and resets it.
+    pub fn new(built: &BuiltModel, acc: &Accelerator, seed: u64, stalls: Stalls) -> Result<Self> {
+        let model = Model::load(built)?;
+        let id = |n| model.port(n);
+        let p = Ports {
+            rst: id("rst")?,
+            rx_valid: id("rx_valid")?,
+            rx_ready: id("rx_ready")?,
+            rx_data: id("rx_data")?,
+            tx_valid: id("tx_valid")?,
+            tx_ready: id("tx_ready")?,
+            tx_data: id("tx_data")?,
+            busy: id("led_busy")?,
+        };
+        let mut sim = Self {
+            model,
+            acc: acc.clone(),
+            format: BoardFormat::of(acc),
+            p,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            stalls,
+            cycle: 0,
+            received: Vec::new(),
+        };
+        sim.reset();
+        Ok(sim)
+    }
+
+    /// Cycles simulated so far.
+    pub fn cycle(&self) -> u64 {
+        self.cycle
+    }
+
+    /// Holds reset for two cycles.
+    pub fn reset(&mut self) {
+        self.model.set_u64(self.p.rx_valid, 0);
+        self.model.set_u64(self.p.tx_ready, 0);
+        self.model.set_u64(self.p.rst, 1);
+        self.model.eval();
+        self.step();
+        self.step();
+        self.model.set_u64(self.p.rst, 0);
+        self.model.eval();
+        self.received.clear();
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p >= 1.0 || self.rng.random_bool(p.max(0.0))
+    }
+
+    /// One clock: the host takes a result byte when it is ready for one.
+    fn step(&mut self) {
+        let ready = self.chance(self.stalls.output_ready);
+        self.model.set_u64(self.p.tx_ready, u64::from(ready));
+        self.model.eval();
+        if ready && self.model.get_u64(self.p.tx_valid) == 1 {
+            self.received.push(self.model.get_u64(self.p.tx_data) as u8);
+        }
+        self.model.tick();
+        self.cycle += 1;
+    }
+
+    /// Sends bytes one at a time, each held until the board takes it.
+    fn send(&mut self, bytes: &[u8], limit: u64) -> Result<()> {
+        for &b in bytes {
+            loop {
+                let valid = self.chance(self.stalls.input_valid);
+                self.model.set_u64(self.p.rx_valid, u64::from(valid));
+                self.model.set_u64(self.p.rx_data, u64::from(b));
+                self.model.eval();
+                let fire = valid && self.model.get_u64(self.p.rx_ready) == 1;
+                self.step();
+                if fire {
+                    break;
+                }
+                if self.cycle > limit {
+                    return Err(SimError::Timeout {
+                        cycles: self.cycle,
+                        what: "rx_ready".into(),
+                    });
+                }
+            }
+        }
+        self.model.set_u64(self.p.rx_valid, 0);
+        Ok(())
+    }
+
+    /// A generous cycle budget for moving `bytes` bytes plus `work` cycles of engine work.
+    fn budget(&self, bytes: usize, work: u64) -> u64 {
+        let rate = self
+            .stalls
+            .input_valid
+            .min(self.stalls.output_ready)
+            .max(0.05);
+        self.cycle + ((20 * bytes as u64 + 20 * work + 10_000) as f64 / rate) as u64
+    }
+
+    /// Sends the integer codebooks (M*K centroids, entries m*K + c in order).
+    pub fn load_codebook(&mut self, codebook: &QuantCodebook) -> Result<()> {
+        let (m, k, sub) = codebook.values.dim();
+        let bits = self.acc.config().quant.centroid_bits;
+        let width = self.format.centroid_bits;
+        let mut bytes = Vec::new();
+        for mi in 0..m {
+            for c in 0..k {
+                let words = pack_fields(
+                    (0..sub).map(|j| i64::from(codebook.values[[mi, c, j]])),
+                    bits,
+                    width,
+                );
+                bytes.extend(command(cmd::CENTROID, &words, width));
+            }
+        }
+        let limit = self.budget(bytes.len(), (m * k * (sub + 2)) as u64);
+        self.send(&bytes, limit)
+    }
+
+    /// Runs one query: query, start and code beats go out, result records come back until
+    /// the one marked last (none when min(k, n_tokens) is 0) and the board is idle again.
+    /// The shift of a query without results is reported as 0.
+    pub fn query(&mut self, job: &Job) -> Result<QueryResult> {
+        let cfg = self.acc.config().clone();
+        let d = *self.acc.derived();
+        let f = self.format;
+        let qb = cfg.quant.query_bits;
+        let mut bytes = command(
+            cmd::QUERY,
+            &pack_fields(job.query.iter().map(|&v| i64::from(v)), qb, f.query_bits),
+            f.query_bits,
+        );
+        let start = (job.n_tokens as u64) | ((job.k as u64) << f.count_bits);
+        let start_bits = f.count_bits + f.k_bits;
+        bytes.extend(command(
+            cmd::START,
+            &[start as u32, (start >> 32) as u32],
+            start_bits,
+        ));
+        let layout = d.layout;
+        for b in 0..layout.beats_for(job.n_tokens) {
+            let words = beat_words(job.beats, layout.words_per_beat(), b, layout.beat_bits);
+            bytes.extend(command(cmd::BEAT, &words, f.beat_bits));
+        }
+        let work = d.cycles.lut_build + d.cycles.query_latency(job.n_tokens as u64, job.k as u64);
+        let limit = self.budget(bytes.len() + job.k * f.record_bytes(), work);
+        self.received.clear();
+        self.send(&bytes, limit)?;
+
+        let k_max = cfg.topk.k_max as usize;
+        let expected = job.k.min(job.n_tokens).min(k_max);
+        let rb = f.record_bytes();
+        let mut hits = Vec::with_capacity(expected);
+        let mut shift = 0;
+        loop {
+            while hits.len() < self.received.len() / rb {
+                let at = hits.len() * rb;
+                let (hit, s, last) = f.decode(&self.received[at..at + rb]);
+                hits.push(hit);
+                shift = s;
+                if last != (hits.len() == expected) {
+                    return Err(SimError::Protocol {
+                        cycle: self.cycle,
+                        what: format!("last = {last} on result {} of {expected}", hits.len()),
+                    });
+                }
+            }
+            let idle = self.model.get_u64(self.p.busy) == 0;
+            if hits.len() >= expected && idle {
+                break;
+            }
+            if self.cycle > limit {
+                return Err(SimError::Timeout {
+                    cycles: self.cycle,
+                    what: format!("result {} of {expected}", hits.len()),
+                });
+            }
+            self.step();
+        }
+        if self.received.len() != expected * rb {
+            return Err(SimError::Protocol {
+                cycle: self.cycle,
+                what: format!(
+                    "{} bytes received for {expected} results of {rb} bytes",
+                    self.received.len()
+                ),
+            });
+        }
+        Ok(QueryResult { hits, shift })
+    }
+}
