@@ -131,7 +131,7 @@ module lut_scanner (
     end
 
     // ---------------------------------------------------------------- stage 1 ..: pipeline of lane flags
-    // Stage 1 is the LUT read; stages 2.. are adder tree levels.
+    // Stage 1 is the LUT read, stage 2 its register; stages 3.. are adder tree levels.
 {%- for stage in stages %}
     reg  [LANES-1:0]          s{{ stage }}_valid_q;
     reg  [CNT-1:0]            s{{ stage }}_base_q;
@@ -171,11 +171,14 @@ module lut_scanner (
                 if (lut_we_m[{{ sub }}]) lut_mem_{{ sub }}[{lut_wbuf, lut_wc}] <= lut_wdata;
                 lut_rd_{{ sub }} <= lut_mem_{{ sub }}[{rbuf_q, s0_codes_q[(gl*M + {{ sub }})*B +: B]}];
             end
+            reg  [SW-1:0] t0_{{ sub }};     // stage 2
+            always @(posedge clk) begin
 {%- if score_bits > lut_bits %}
-            wire [SW-1:0] t0_{{ sub }} = { {(SW-LB){lut_rd_{{ sub }}[LB-1]}}, lut_rd_{{ sub }} };
+                t0_{{ sub }} <= { {(SW-LB){lut_rd_{{ sub }}[LB-1]}}, lut_rd_{{ sub }} };
 {%- else %}
-            wire [SW-1:0] t0_{{ sub }} = lut_rd_{{ sub }};
+                t0_{{ sub }} <= lut_rd_{{ sub }};
 {%- endif %}
+            end
 {%- endfor %}
 {%- for level in tree %}
 

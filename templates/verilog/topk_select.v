@@ -33,6 +33,7 @@ module topk_select (
     localparam [CTR-1:0] LANES_C = {{ ctr_w }}'d{{ lanes }};
 
     localparam [2:0] P_IDLE   = 3'd0,
+                     P_START  = 3'd6,   // the query's count and token total are registered
                      P_SELECT = 3'd1,   // count keys against candidate thresholds
                      P_DECIDE = 3'd2,   // one more digit of T
                      P_EMIT   = 3'd3,   // collect the top set
@@ -99,8 +100,6 @@ module topk_select (
         end
     end
     wire [{{ lanes * index_w - 1 }}:0]             unused_in_index = in_index;  // indices follow from buffer positions
-    // Tokens including this cycle's group: flush arrives with the query's last scores.
-    wire [CNT-1:0]            n_now = n_q + in_popcount;
 
     // ---------------------------------------------------------------- buffer reads
     // Block RAM outputs go straight into registers (no logic behind them): an ECP5 DP16KD
@@ -386,8 +385,14 @@ module topk_select (
             case (phase_q)
                 P_IDLE: if (flush) begin
                     count_q <= count;
-                    if (count == {KW{1'b0}}) begin
-                        done <= 1'b1;
+                    phase_q <= P_START;
+                end
+                P_START: begin
+                    // Decided from registers: flush and count arrive from the scanner's
+                    // pipeline, far from this unit's control.
+                    if (count_q == {KW{1'b0}}) begin
+                        done    <= 1'b1;
+                        phase_q <= P_IDLE;
                     end else begin
                         phase_q        <= P_SELECT;
                         digit_q        <= {{ digit_w }}'d0;
@@ -395,7 +400,7 @@ module topk_select (
                         above_q        <= {CNT{1'b0}};
                         cand_count_q   <= {(BINS*CNT){1'b0}};
                         rd_word_q      <= {WW{1'b0}};
-                        rd_left_q      <= {{ n_now_ext }};
+                        rd_left_q      <= {{ n_q_ext }};
                         rd_next_base_q <= {CTR{1'b0}};
                     end
                 end

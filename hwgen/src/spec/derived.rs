@@ -219,8 +219,8 @@ impl CycleModel {
         Self {
             lanes: cfg.scanner.lanes,
             lut_build: pass0 + pass1 + 3,
-            // issue, LUT read, one register per adder tree level
-            scan_depth: 2 + u64::from(ceil_log2(u64::from(cfg.pq.m))),
+            // issue, LUT read, LUT entry register, one register per adder tree level
+            scan_depth: 3 + u64::from(ceil_log2(u64::from(cfg.pq.m))),
             strategy: cfg.topk.strategy,
             radix_bits,
             radix_digits: w.score_bits.div_ceil(radix_bits),
@@ -236,19 +236,24 @@ impl CycleModel {
     /// result stream always ready.
     pub fn topk_drain(&self, n: u64, k: u64) -> u64 {
         let k = k.min(n);
+        // `select` registers flush and count before it decides anything.
+        let start = match self.strategy {
+            TopKStrategy::Systolic => 1,
+            TopKStrategy::Select => 2,
+        };
         if k == 0 {
-            return 1 + DONE_OVERHEAD;
+            return start + DONE_OVERHEAD;
         }
         match self.strategy {
             // The queues settle, then the merge tree emits one result per cycle.
-            TopKStrategy::Systolic => 1 + k + DONE_OVERHEAD,
+            TopKStrategy::Systolic => start + k + DONE_OVERHEAD,
             // `digits` threshold passes over the n/lanes buffer words (5 cycles of pipeline
             // and one decision each), an emit pass (4 cycles per word + one per kept score),
             // `digits` sort passes (k + 5 each), then the results stream out (k + 2).
             TopKStrategy::Select => {
                 let digits = u64::from(self.radix_digits);
                 let words = self.scan(n);
-                1 + digits * (words + 6)
+                start + digits * (words + 6)
                     + (4 * words + k + 1)
                     + digits * (k + 5)
                     + (k + 2)

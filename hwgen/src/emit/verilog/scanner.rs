@@ -42,9 +42,10 @@ impl ScannerV {
         let lanes = c.scanner.lanes;
         let tpb = d.layout.tokens_per_beat;
         let groups = tpb / lanes;
-        // Stage 1 reads the LUT; the adder tree levels follow.
-        let tree = reduction_tree("t", c.pq.m as usize, 2);
-        let last_stage = 1 + tree.len();
+        // Stage 1 reads the LUT, stage 2 registers the entries (a block RAM output feeds a
+        // register, not an adder); the adder tree levels follow.
+        let tree = reduction_tree("t", c.pq.m as usize, 3);
+        let last_stage = 2 + tree.len();
         let ctr_w =
             unsigned_bits(u64::from(c.engine.max_tokens) + u64::from(tpb)).max(w.index_bits + 1);
         Self {
