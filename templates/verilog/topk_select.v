@@ -116,7 +116,8 @@ module topk_select (
     reg  [LANES-1:0]          mask2_q;
     reg                       v2_q;
     reg  [LANES-1:0]          word_mask;
-    wire                      rd_more = (rd_left_q != {CTR{1'b0}});
+    reg                       rd_more_q;      // rd_left_q != 0, kept as a register
+    wire                      rd_more = rd_more_q;
     wire                      rd_issue;       // a word is read this cycle
     integer lm;
 
@@ -346,6 +347,7 @@ module topk_select (
             rd_word_q      <= rd_word_q + {{ word_w }}'d1;
             rd_next_base_q <= rd_next_base_q + LANES_C;
             rd_left_q      <= (rd_left_q > LANES_C) ? rd_left_q - LANES_C : {CTR{1'b0}};
+            rd_more_q      <= (rd_left_q > LANES_C);
         end
         if (v4_q) begin
             for (vh = 1; vh < BINS; vh = vh + 1) begin
@@ -381,6 +383,7 @@ module topk_select (
             w_take_q    <= 1'b0;
             out_valid_q <= 1'b0;
             rd_left_q   <= {CTR{1'b0}};
+            rd_more_q   <= 1'b0;
         end else begin
             case (phase_q)
                 P_IDLE: if (flush) begin
@@ -401,6 +404,7 @@ module topk_select (
                         cand_count_q   <= {(BINS*CNT){1'b0}};
                         rd_word_q      <= {WW{1'b0}};
                         rd_left_q      <= {{ n_q_ext }};
+                        rd_more_q      <= (n_q != {CNT{1'b0}});
                         rd_next_base_q <= {CTR{1'b0}};
                     end
                 end
@@ -419,6 +423,7 @@ module topk_select (
                     cand_count_q   <= {(BINS*CNT){1'b0}};
                     rd_word_q      <= {WW{1'b0}};
                     rd_left_q      <= {{ n_q_ext }};
+                    rd_more_q      <= (n_q != {CNT{1'b0}});
                     rd_next_base_q <= {CTR{1'b0}};
                     if (digit_q == {{ digit_w }}'d{{ digits - 1 }}) begin
                         thresh_q    <= prefix_next;

@@ -38,8 +38,8 @@ module kvpq_board_top (
     reg  [1:0]        rx_state_q;
     reg  [7:0]        cmd_q;
     reg  [7:0]        bytes_left_q;
-    reg  [7:0]        byte_pos_q;
-    reg  [PW-1:0]     payload_q;
+    reg  [PW-1:0]     payload_q;        // bytes shift in from the top: an n-byte payload ends
+                                        // at the top n bytes, its first byte lowest
 
     wire cb_ready, q_ready, code_ready, busy, done;
     wire issue_cb    = (rx_state_q == R_ISSUE) && (cmd_q == CMD_CB);
@@ -59,8 +59,6 @@ module kvpq_board_top (
             case (rx_state_q)
                 R_CMD: if (rx_valid) begin
                     cmd_q      <= rx_data;
-                    byte_pos_q <= 8'd0;
-                    payload_q  <= {PW{1'b0}};
                     case (rx_data)
                         CMD_CB:    begin bytes_left_q <= 8'd64; rx_state_q <= R_PAYLOAD; end
                         CMD_QUERY: begin bytes_left_q <= 8'd128; rx_state_q <= R_PAYLOAD; end
@@ -70,8 +68,7 @@ module kvpq_board_top (
                     endcase
                 end
                 R_PAYLOAD: if (rx_valid) begin
-                    payload_q[byte_pos_q*8 +: 8] <= rx_data;
-                    byte_pos_q   <= byte_pos_q + 8'd1;
+                    payload_q    <= { rx_data, payload_q[PW-1:8] };
                     bytes_left_q <= bytes_left_q - 8'd1;
                     if (bytes_left_q == 8'd1) rx_state_q <= R_ISSUE;
                 end
@@ -94,18 +91,18 @@ module kvpq_board_top (
         .rst        (rst),
         .cb_valid   (issue_cb),
         .cb_ready   (cb_ready),
-        .cb_data    (payload_q[511:0]),
+        .cb_data    (payload_q[512 +: 512]),
         .q_valid    (issue_query),
         .q_ready    (q_ready),
-        .q_data     (payload_q[1023:0]),
+        .q_data     (payload_q[0 +: 1024]),
         .start      (issue_start && !busy),
-        .n_tokens   (payload_q[17:0]),
-        .k          (payload_q[31:18]),
+        .n_tokens   (payload_q[992 +: 18]),
+        .k          (payload_q[1010 +: 14]),
         .busy       (busy),
         .done       (done),
         .code_valid (issue_beat),
         .code_ready (code_ready),
-        .code_data  (payload_q[511:0]),
+        .code_data  (payload_q[512 +: 512]),
         .res_valid  (res_valid),
         .res_ready  (res_ready),
         .res_index  (res_index),

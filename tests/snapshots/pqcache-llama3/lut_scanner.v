@@ -114,13 +114,16 @@ module lut_scanner (
     end
 
     // ---------------------------------------------------------------- stage 1 ..: pipeline of lane flags
-    // Stage 1 is the LUT read; stages 2.. are adder tree levels.
+    // Stage 1 is the LUT read, stage 2 its register; stages 3.. are adder tree levels.
     reg  [LANES-1:0]          s1_valid_q;
     reg  [CNT-1:0]            s1_base_q;
     reg                       s1_last_q;
     reg  [LANES-1:0]          s2_valid_q;
     reg  [CNT-1:0]            s2_base_q;
     reg                       s2_last_q;
+    reg  [LANES-1:0]          s3_valid_q;
+    reg  [CNT-1:0]            s3_base_q;
+    reg                       s3_last_q;
 
     always @(posedge clk) begin
         if (rst) begin
@@ -128,18 +131,23 @@ module lut_scanner (
             s1_last_q  <= 1'b0;
             s2_valid_q <= {LANES{1'b0}};
             s2_last_q  <= 1'b0;
+            s3_valid_q <= {LANES{1'b0}};
+            s3_last_q  <= 1'b0;
         end else begin
             s1_valid_q <= s0_valid_q;
             s1_last_q  <= s0_last_q;
             s2_valid_q <= s1_valid_q;
             s2_last_q  <= s1_last_q;
+            s3_valid_q <= s2_valid_q;
+            s3_last_q  <= s2_last_q;
         end
         s1_base_q <= s0_base_q;
         s2_base_q <= s1_base_q;
+        s3_base_q <= s2_base_q;
     end
 
-    assign s_valid = s2_valid_q;
-    assign s_last  = s2_last_q;
+    assign s_valid = s3_valid_q;
+    assign s_last  = s3_last_q;
 
     // ---------------------------------------------------------------- LUT banks and adder trees
     wire [M-1:0] lut_we_m = lut_we ? (2'd1 << lut_wm) : 2'd0;
@@ -153,23 +161,29 @@ module lut_scanner (
                 if (lut_we_m[0]) lut_mem_0[{lut_wbuf, lut_wc}] <= lut_wdata;
                 lut_rd_0 <= lut_mem_0[{rbuf_q, s0_codes_q[(gl*M + 0)*B +: B]}];
             end
-            wire [SW-1:0] t0_0 = { {(SW-LB){lut_rd_0[LB-1]}}, lut_rd_0 };
+            reg  [SW-1:0] t0_0;     // stage 2
+            always @(posedge clk) begin
+                t0_0 <= { {(SW-LB){lut_rd_0[LB-1]}}, lut_rd_0 };
+            end
             reg  [LB-1:0] lut_mem_1 [0:2*K-1];
             reg  [LB-1:0] lut_rd_1;
             always @(posedge clk) begin
                 if (lut_we_m[1]) lut_mem_1[{lut_wbuf, lut_wc}] <= lut_wdata;
                 lut_rd_1 <= lut_mem_1[{rbuf_q, s0_codes_q[(gl*M + 1)*B +: B]}];
             end
-            wire [SW-1:0] t0_1 = { {(SW-LB){lut_rd_1[LB-1]}}, lut_rd_1 };
+            reg  [SW-1:0] t0_1;     // stage 2
+            always @(posedge clk) begin
+                t0_1 <= { {(SW-LB){lut_rd_1[LB-1]}}, lut_rd_1 };
+            end
 
-            // stage 2: adder tree level 1
+            // stage 3: adder tree level 1
             reg  [SW-1:0] t1_0;
             always @(posedge clk) begin
                 t1_0 <= t0_0 + t0_1;
             end
 
             assign s_score[gl*SW +: SW] = t1_0;
-            wire [CNT-1:0] lane_index = s2_base_q + gl;
+            wire [CNT-1:0] lane_index = s3_base_q + gl;
             assign s_index[gl*IDX +: IDX] = lane_index[IDX-1:0];
             wire unused_index_high = ^lane_index[CNT-1:IDX];  // valid lanes index < max_tokens
         end

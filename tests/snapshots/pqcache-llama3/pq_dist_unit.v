@@ -47,7 +47,8 @@ module pq_dist_unit (
     localparam [2:0] S_IDLE    = 3'd0,
                      S_LOAD    = 3'd1,  // read the group's centroids and query sub-vector
                      S_MAC     = 3'd2,  // SUB multiply cycles
-                     S_TAIL    = 3'd3,  // last product into the accumulators
+                     S_TAIL    = 3'd3,  // last operands into the multipliers
+                     S_TAIL2   = 3'd6,  // last product into the accumulators
                      S_CAPTURE = 3'd4,  // hand accumulators to the drain
                      S_FINISH  = 3'd5;  // end of a pass, once the drain is empty
 
@@ -103,7 +104,9 @@ module pq_dist_unit (
     wire [0:0]               group_m = group_q[1:1];
     wire [5:0]               group_c = { group_q[0:0], 5'd0 };
     reg  [QSUB_W-1:0]         qsub_sr_q;      // query sub-vector, shifted one element per cycle
-    reg                       prod_valid_q;   // stage 1 holds a product
+    reg                       opnd_valid_q;   // stage 1 holds operands
+    reg                       prod_valid_q;   // stage 2 holds a product
+    reg  [PW-1:0]             q_opnd_q;       // query element of stage 1
     reg  [AW-1:0]             rd_base_q;      // group_q * SUB
     // Address of the element the MACs multiply next cycle (registered read).
     wire [AW-1:0]             rd_addr = rd_base_q + ((state_q == S_MAC && elem_q != 6'd63)
@@ -113,36 +116,36 @@ module pq_dist_unit (
 
     always @(posedge clk) begin
         case (state_q)
-            S_LOAD: begin
-                qsub_sr_q    <= query_q[group_m*QSUB_W +: QSUB_W];
-                prod_valid_q <= 1'b0;
-            end
-            S_MAC: begin
-                qsub_sr_q    <= qsub_sr_q >> QB;
-                prod_valid_q <= 1'b1;
-            end
-            default: prod_valid_q <= 1'b0;
+            S_LOAD: qsub_sr_q <= query_q[group_m*QSUB_W +: QSUB_W];
+            S_MAC:  qsub_sr_q <= qsub_sr_q >> QB;
+            default: ;
         endcase
+        opnd_valid_q <= (state_q == S_MAC);
+        prod_valid_q <= opnd_valid_q;
+        q_opnd_q     <= q_elem;
     end
 
-    // One MAC per centroid of the group: stage 1 multiplies, stage 2 accumulates.
+    // One MAC per centroid of the group: the operands are registered (a block RAM's output
+    // goes to a register, not into a multiplier), stage 2 multiplies, stage 3 accumulates.
     genvar gm;
     generate
         for (gm = 0; gm < MACS; gm = gm + 1) begin : g_mac
             reg  [CB-1:0]     cb_mem [0:GROUPS*SUB-1];
             reg  [CB-1:0]     cent_q;         // element rd_addr of the previous cycle
+            reg  [CB-1:0]     cent_opnd_q;
             reg  [PW-1:0]     prod_q;
             reg  [ACC-1:0]    acc_q;
             always @(posedge clk) begin
                 if (cb_wr_busy_q && cb_wr_slot_q == gm) cb_mem[cb_wr_addr] <= cb_in_q[CB-1:0];
                 cent_q <= cb_mem[rd_addr];
+                cent_opnd_q <= cent_q;
             end
             always @(posedge clk) begin
                 if (state_q == S_LOAD) begin
                     acc_q <= {ACC{1'b0}};
                 end else begin
-                    if (state_q == S_MAC) begin
-                        prod_q <= q_elem * { {(PW-CB){cent_q[CB-1]}}, cent_q };
+                    if (opnd_valid_q) begin
+                        prod_q <= q_opnd_q * { {(PW-CB){cent_opnd_q[CB-1]}}, cent_opnd_q };
                     end
                     if (prod_valid_q) begin
                         acc_q <= acc_q + { {(ACC-PW){prod_q[PW-1]}}, prod_q };
@@ -262,7 +265,8 @@ module pq_dist_unit (
                     elem_q <= elem_q + 6'd1;
                     if (elem_q == 6'd63) state_q <= S_TAIL;
                 end
-                S_TAIL: state_q <= S_CAPTURE;
+                S_TAIL: state_q <= S_TAIL2;
+                S_TAIL2: state_q <= S_CAPTURE;
                 S_CAPTURE: if (!drain_busy_q) begin
                     if (group_q == 2'd3) begin
                         state_q <= S_FINISH;

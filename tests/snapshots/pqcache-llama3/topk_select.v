@@ -9,7 +9,7 @@
 //   emit    : one pass collects every score > T and the first (count - #(> T)) scores == T
 //             in index order (so ties keep the smaller index) into a sort buffer.
 //   sort    : a stable LSD radix sort (5 pass(es) of 4 bit(s)) puts them in descending
-//             score order; its digit histograms are counted while collecting.
+//             score order; the start of every bin of every digit is counted while collecting.
 //   output  : the sorted results stream out, one per cycle.
 // Scores are compared as keys: sign bit flipped (unsigned order), padded to DIGITS*R bits.
 `default_nettype none
@@ -31,7 +31,6 @@ module topk_select (
     output reg                        done
 );
     localparam LANES  = 42;
-    localparam KMAX   = 8192;
     localparam SW     = 17;     // score (signed)
     localparam IDX    = 17;     // token index
     localparam KW     = 14;     // k
@@ -44,17 +43,22 @@ module topk_select (
     localparam WORDS  = 3121;   // score buffer words of LANES scores
     localparam WW     = 12;     // word address
     localparam ITEM   = KEYW + IDX; // sort buffer entry: {key, index}
+    localparam SLOTS  = 8192;     // sort buffer entries per bank: k_max = 8192, rounded up to a power of two
+    localparam LW     = 6;      // lanes counter
 
     localparam [CTR-1:0] LANES_C = 18'd42;
 
     localparam [2:0] P_IDLE   = 3'd0,
-                     P_SELECT = 3'd1,   // find T, one digit per pass
-                     P_EMIT   = 3'd2,   // collect the top set
-                     P_SORT   = 3'd3,   // radix sort passes
-                     P_OUTPUT = 3'd4;   // stream results
+                     P_START  = 3'd6,   // the query's count and token total are registered
+                     P_SELECT = 3'd1,   // count keys against candidate thresholds
+                     P_DECIDE = 3'd2,   // one more digit of T
+                     P_EMIT   = 3'd3,   // collect the top set
+                     P_SORT   = 3'd4,   // radix sort passes
+                     P_OUTPUT = 3'd5;   // stream results
     localparam [1:0] E_READ   = 2'd0,   // read the next word (or finish)
-                     E_LATCH  = 2'd1,   // keep the lanes at or above T
-                     E_PICK   = 2'd2;   // one lane per cycle
+                     E_WAIT   = 2'd1,   // the word is on its way through the read registers
+                     E_LATCH  = 2'd2,   // keep the lanes at or above T
+                     E_PICK   = 2'd3;   // one lane per cycle
 
     reg  [2:0]                phase_q;
     reg  [1:0]                emit_q;
@@ -70,11 +74,17 @@ module topk_select (
 
     // Sort bin of a key for a digit (0 = least significant): the complement of the digit, so
     // that larger scores come first.
+    // Written as a mux over constant slices: a variable part-select of a wide vector can reach
+    // synthesis as a shifter with a multiplied index (whole multipliers on ECP5).
     function [R-1:0] bin_of;
         input [KEYW-1:0] key;
         input [2:0] digit;
+        integer d;
         begin
-            bin_of = ~key[R*digit +: R];
+            bin_of = ~key[R-1:0];
+            for (d = 1; d < DIGITS; d = d + 1) begin
+                if (digit == d[2:0]) bin_of = ~key[R*d +: R];
+            end
         end
     endfunction
 
@@ -106,20 +116,25 @@ module topk_select (
         end
     end
     wire [713:0]             unused_in_index = in_index;  // indices follow from buffer positions
-    // Tokens including this cycle's group: flush arrives with the query's last scores.
-    wire [CNT-1:0]            n_now = n_q + in_popcount;
 
     // ---------------------------------------------------------------- buffer reads
-    // rd_data_q is word rd_word_q - 1; rd_mask_q its valid lanes, rd_base_q its first token.
+    // Block RAM outputs go straight into registers (no logic behind them): an ECP5 DP16KD
+    // without its output register needs ~6 ns from clock to data.
+    //   issue: rd_word_q, word_mask  ->  s1: rd_data_q (RAM)  ->  s2: data2_q (fabric)
     reg  [WW-1:0]             rd_word_q;
     reg  [CTR-1:0]            rd_left_q;      // tokens from word rd_word_q on
     reg  [CTR-1:0]            rd_next_base_q; // first token of word rd_word_q
+    reg  [CTR-1:0]            rd_base_q;      // first token of the word in flight (emit)
     reg  [LANES*SW-1:0]       rd_data_q;
-    reg  [LANES-1:0]          rd_mask_q;
-    reg  [CTR-1:0]            rd_base_q;
-    reg                       rd_valid_q;
+    reg  [LANES-1:0]          mask1_q;
+    reg                       v1_q;
+    reg  [LANES*SW-1:0]       data2_q;
+    reg  [LANES-1:0]          mask2_q;
+    reg                       v2_q;
     reg  [LANES-1:0]          word_mask;
-    wire                      rd_more = (rd_left_q != {CTR{1'b0}});
+    reg                       rd_more_q;      // rd_left_q != 0, kept as a register
+    wire                      rd_more = rd_more_q;
+    wire                      rd_issue;       // a word is read this cycle
     integer lm;
 
     always @* begin
@@ -128,157 +143,271 @@ module topk_select (
         end
     end
 
+    always @(posedge clk) begin
+        rd_data_q <= score_mem[rd_word_q];
+        data2_q   <= rd_data_q;
+        mask1_q   <= word_mask;
+        mask2_q   <= mask1_q;
+    end
+
     // ---------------------------------------------------------------- select: find T
+    //   s3: ge_q (every lane against every candidate)  ->  s4: hits_q  ->  s5: cand_count_q
     reg  [2:0]               digit_q;        // pass number, most significant digit first
     reg  [KEYW-1:0]           prefix_q;       // digits of T found so far
     reg  [CNT-1:0]            above_q;        // keys above the current bucket
-    reg  [BINS*CNT-1:0]       cand_count_q;   // [v]: keys >= prefix | v << shift (v >= 1)
-    wire [4:0]               digit_shift = 5'd20 - 5'd4 * ({ 2'd0, digit_q } + 5'd1);
-    reg  [BINS*CNT-1:0]       cand_hits;
-    reg  [KEYW-1:0]           cand;
-    reg  [CNT-1:0]            hits;
-    integer vc, lc;
+    reg  [BINS*KEYW-1:0]      cand_q;         // [v]: prefix with digit digit_q = v (v >= 1)
+    reg  [BINS*LANES-1:0]     ge_q;           // [v][l]: lane l's key >= candidate v
+    reg  [BINS*LW-1:0]        hits_q;         // [v]: lanes at or above candidate v
+    reg  [BINS*CNT-1:0]       cand_count_q;   // [v]: keys >= candidate v
+    reg  [BINS-1:0]           ok_q;           // [v]: candidate v still has count keys at or above
+    reg                       v3_q, v4_q;
+    reg  [BINS*KEYW-1:0]      cand_all;
+    reg  [BINS*LW-1:0]        hits_all;
+    reg  [LW-1:0]             hits;
+    integer vc, lc, dc;
 
+    // The candidates of this pass; registered, as prefix_q and digit_q only change between passes.
     always @* begin
-        cand_hits = {(BINS*CNT){1'b0}};
-        for (vc = 1; vc < BINS; vc = vc + 1) begin
-            cand = prefix_q | ({ 16'd0, vc[R-1:0] } << digit_shift);
-            hits = {CNT{1'b0}};
-            for (lc = 0; lc < LANES; lc = lc + 1) begin
-                if (rd_mask_q[lc] && (key_of(rd_data_q[lc*SW +: SW]) >= cand)) hits = hits + 18'd1;
+        for (vc = 0; vc < BINS; vc = vc + 1) begin
+            cand_all[vc*KEYW +: KEYW] = prefix_q;
+            for (dc = 0; dc < DIGITS; dc = dc + 1) begin
+                if (digit_q == dc[2:0]) cand_all[vc*KEYW + KEYW-R*(dc+1) +: R] = vc[R-1:0];
             end
-            cand_hits[vc*CNT +: CNT] = hits;
+        end
+        for (vc = 0; vc < BINS; vc = vc + 1) begin
+            hits = {LW{1'b0}};
+            for (lc = 0; lc < LANES; lc = lc + 1) begin
+                if (ge_q[vc*LANES + lc]) hits = hits + 6'd1;
+            end
+            hits_all[vc*LW +: LW] = hits;
         end
     end
 
-    // Largest v whose candidate still has `count` keys at or above it (v = 0 always does),
-    // and the keys above the chosen bucket.
+    always @(posedge clk) begin
+        cand_q <= cand_all;
+        hits_q <= hits_all;
+        for (vc = 0; vc < BINS; vc = vc + 1) begin
+            for (lc = 0; lc < LANES; lc = lc + 1) begin
+                ge_q[vc*LANES + lc] <= mask2_q[lc] && (key_of(data2_q[lc*SW +: SW]) >= cand_q[vc*KEYW +: KEYW]);
+            end
+        end
+    end
+
+    // Counts fall as v rises, so the ok bits are a run from v = 0 (always ok) up to the digit
+    // of T; the keys above its bucket are the count of the first v that is not ok.
     wire [CNT-1:0]            count_ext = { 4'd0, count_q };
     reg  [R-1:0]              best_v;
     reg  [CNT-1:0]            best_above;
-    reg  [CNT-1:0]            upper;
-    reg                       found;
-    integer vb;
+    reg  [KEYW-1:0]           prefix_next;
+    integer vb, db;
     always @* begin
         best_v     = {R{1'b0}};
         best_above = above_q;
-        upper      = above_q;
-        found      = 1'b0;
-        for (vb = BINS - 1; vb >= 1; vb = vb - 1) begin
-            if (!found && cand_count_q[vb*CNT +: CNT] >= count_ext) begin
-                best_v     = vb[R-1:0];
-                best_above = upper;
-                found      = 1'b1;
-            end
-            upper = cand_count_q[vb*CNT +: CNT];
+        for (vb = 1; vb < BINS; vb = vb + 1) begin
+            if (ok_q[vb]) best_v = vb[R-1:0];
         end
-        if (!found) best_above = upper;
+        for (vb = BINS - 1; vb >= 1; vb = vb - 1) begin
+            if (!ok_q[vb]) best_above = cand_count_q[vb*CNT +: CNT];
+        end
+        prefix_next = prefix_q;
+        for (db = 0; db < DIGITS; db = db + 1) begin
+            if (digit_q == db[2:0]) prefix_next[KEYW-R*(db+1) +: R] = best_v;
+        end
     end
-    wire [KEYW-1:0]           prefix_next = prefix_q | ({ 16'd0, best_v } << digit_shift);
 
     // ---------------------------------------------------------------- emit: collect the top set
+    // A word is read, waits two cycles for its registered data, is latched (lanes at or above
+    // T and above T), then one lane is looked at per cycle; a taken lane is written one cycle
+    // later (w_*), together with the sort's bin starts.
     reg  [KEYW-1:0]           thresh_q;       // key of T
     reg  [KW-1:0]             ties_left_q;    // keys == T still to take
     reg  [LANES-1:0]          pick_q;         // lanes of the latched word still to look at
+    reg  [LANES-1:0]          gt_q;           // lanes of the latched word above T
     reg  [LANES*SW-1:0]       pick_data_q;
     reg  [CTR-1:0]            pick_base_q;
     reg  [LANES-1:0]          at_or_above;
+    reg  [LANES-1:0]          above_t;
+    reg  [LANES-1:0]          pick_onehot;
     reg  [5:0]               pick_lane;
+    reg  [SW-1:0]             pick_score;
+    reg                       pick_gt;
     reg                       pick_any;
     integer la, lq;
     always @* begin
         for (la = 0; la < LANES; la = la + 1) begin
-            at_or_above[la] = rd_mask_q[la] && (key_of(rd_data_q[la*SW +: SW]) >= thresh_q);
+            at_or_above[la] = mask2_q[la] && (key_of(data2_q[la*SW +: SW]) >= thresh_q);
+            above_t[la]     = mask2_q[la] && (key_of(data2_q[la*SW +: SW]) > thresh_q);
         end
-        pick_lane = 6'd0;
-        pick_any  = 1'b0;
+        pick_onehot = {LANES{1'b0}};
+        pick_lane   = 6'd0;
+        pick_score  = pick_data_q[SW-1:0];
+        pick_gt     = gt_q[0];
+        pick_any    = 1'b0;
         for (lq = LANES - 1; lq >= 0; lq = lq - 1) begin
             if (pick_q[lq]) begin
-                pick_lane = lq[5:0];
-                pick_any  = 1'b1;
+                pick_onehot = {LANES{1'b0}};
+                pick_onehot[lq] = 1'b1;
+                pick_lane  = lq[5:0];
+                pick_score = pick_data_q[lq*SW +: SW];
+                pick_gt    = gt_q[lq];
+                pick_any   = 1'b1;
             end
         end
     end
-    wire [KEYW-1:0]           pick_key   = key_of(pick_data_q[pick_lane*SW +: SW]);
-    wire                      pick_gt    = pick_key > thresh_q;
     wire                      pick_take  = (phase_q == P_EMIT) && (emit_q == E_PICK) && pick_any
                                            && (pick_gt || (ties_left_q != {KW{1'b0}}));
     wire [CTR-1:0]            pick_token = pick_base_q + { 12'd0, pick_lane };
     wire                      unused_pick_token_high = ^pick_token[CTR-1:IDX];  // tokens < max_tokens
+    reg                       w_take_q;
+    reg  [ITEM-1:0]           w_item_q;
+    wire [KEYW-1:0]           w_key = w_item_q[ITEM-1:IDX];
 
-    // ---------------------------------------------------------------- sort buffers
-    reg  [ITEM-1:0]           buf_a [0:KMAX-1];
-    reg  [ITEM-1:0]           buf_b [0:KMAX-1];
-    reg                       src_b_q;        // the items to read live in buf_b
+    // ---------------------------------------------------------------- sort buffer
+    // One RAM of two banks: the emit pass fills bank 0; each sort pass reads one bank and
+    // scatters into the other.
+    //   issue: rd_ptr_q  ->  s1: sb_q (RAM)  ->  s2: item2_q  ->  s3: item3_q, bin_onehot_q  ->  write
+    reg  [ITEM-1:0]           sbuf [0:2*SLOTS-1];
+    reg                       src_b_q;        // the items to read live in bank 1
     reg  [KW-1:0]             wr_ptr_q;
     reg  [KW-1:0]             rd_ptr_q;
-    reg  [ITEM-1:0]           rd_item_a_q;
-    reg  [ITEM-1:0]           rd_item_b_q;
-    wire [ITEM-1:0]           rd_item = src_b_q ? rd_item_b_q : rd_item_a_q;
-    reg  [DIGITS*BINS*KW-1:0] hist_q;         // per digit, per bin: items
+    reg  [ITEM-1:0]           sb_q;
+    reg  [ITEM-1:0]           item2_q;
+    reg  [ITEM-1:0]           item3_q;
+    reg  [BINS-1:0]           bin_onehot_q;
+    reg                       sv1_q, sv2_q, sv3_q;
+    reg  [DIGITS*BINS*KW-1:0] start_q;        // per digit, per bin: items in smaller bins
     reg  [BINS*KW-1:0]        offset_q;       // next scatter position of each bin
     reg  [2:0]               sort_digit_q;   // 0 = least significant
     reg                       sort_loaded_q;  // offsets of this pass are loaded
-    reg                       sort_valid_q;   // rd_item holds item rd_ptr_q - 1
-    wire [R-1:0]              rd_bin    = bin_of(rd_item[ITEM-1:IDX], sort_digit_q);
-    wire [KW-1:0]             rd_offset = offset_q[rd_bin*KW +: KW];
-    wire                      sort_wr   = (phase_q == P_SORT) && sort_valid_q;
-    wire                      out_fire  = res_valid && res_ready;
-    // Output holds its read address while the consumer stalls, so the read data stays put.
-    wire [KW-1:0]             rd_addr   = ((phase_q == P_OUTPUT) && out_fire) ? rd_ptr_q + 14'd1 : rd_ptr_q;
+    wire                      sort_issue = (phase_q == P_SORT) && sort_loaded_q && (rd_ptr_q != count_q);
+    wire                      sort_busy  = sv1_q || sv2_q || sv3_q;
+    wire [R-1:0]              item2_bin  = bin_of(item2_q[ITEM-1:IDX], sort_digit_q);
+    reg  [KW-1:0]             rd_offset;
+    integer bo;
+    always @* begin
+        rd_offset = {KW{1'b0}};
+        for (bo = 0; bo < BINS; bo = bo + 1) begin
+            rd_offset = rd_offset | (offset_q[bo*KW +: KW] & {KW{bin_onehot_q[bo]}});
+        end
+    end
 
-    // Buffer addresses: pointers run to count (KW bits), entries stop at KMAX - 1.
-    wire [12:0]               wr_slot  = wr_ptr_q[12:0];
-    wire [12:0]               rd_slot  = rd_addr[12:0];
+    // Output: the register behind the RAM loads when the consumer has room.
+    reg                       out_valid_q;
+    reg                       out_last_q;
+    reg  [ITEM-1:0]           out_item_q;
+    reg                       out_primed_q;   // sb_q holds item rd_ptr_q
+    wire                      out_load  = (phase_q == P_OUTPUT) && out_primed_q && (rd_ptr_q != count_q)
+                                          && (!out_valid_q || res_ready);
+    wire                      out_fire  = res_valid && res_ready;
+
+    // Read and write ports. Addresses: pointers run to count (KW bits), slots stop at KMAX - 1.
+    // Output looks one item ahead so that sb_q is always item rd_ptr_q; the sort reads rd_ptr_q.
+    wire [KW-1:0]             rd_ptr_inc = rd_ptr_q + 14'd1;
+    wire [KW-1:0]             rd_addr   = out_load ? rd_ptr_inc : rd_ptr_q;
+    wire [12:0]               rd_slot   = rd_addr[12:0];
+    wire [12:0]               wr_slot   = wr_ptr_q[12:0];
     wire [12:0]               sort_slot = rd_offset[12:0];
     wire                      unused_ptr_high = wr_ptr_q[KW-1] ^ rd_addr[KW-1] ^ rd_offset[KW-1];
+    wire                      sb_we    = w_take_q || sv3_q;
+    wire [13:0]               sb_waddr = w_take_q ? { 1'b0, wr_slot } : { !src_b_q, sort_slot };
+    wire [ITEM-1:0]           sb_wdata = w_take_q ? w_item_q : item3_q;
 
     always @(posedge clk) begin
-        if (pick_take) buf_a[wr_slot] <= { pick_key, pick_token[IDX-1:0] };
-        if (sort_wr && !src_b_q) buf_b[sort_slot] <= rd_item;
-        if (sort_wr && src_b_q) buf_a[sort_slot] <= rd_item;
+        if (sb_we) sbuf[sb_waddr] <= sb_wdata;
+        sb_q <= sbuf[{ src_b_q, rd_slot }];
     end
 
     always @(posedge clk) begin
-        rd_item_a_q <= buf_a[rd_slot];
-        rd_item_b_q <= buf_b[rd_slot];
+        item2_q      <= sb_q;
+        item3_q      <= item2_q;
+        bin_onehot_q <= 16'd1 << item2_bin;
     end
 
-    // Exclusive prefix sums of the histogram of the digit about to be sorted.
-    reg  [BINS*KW-1:0]        prefix_offsets;
-    reg  [KW-1:0]             run;
+    // Start offsets of the digit about to be sorted. They are exclusive prefix sums of its
+    // histogram, kept up to date while collecting, so no adder chain sits in front of a pass.
+    reg  [BINS*KW-1:0]        digit_starts;
     integer bn;
     always @* begin
-        run = {KW{1'b0}};
-        for (bn = 0; bn < BINS; bn = bn + 1) begin
-            prefix_offsets[bn*KW +: KW] = run;
-            run = run + hist_q[(sort_digit_q*BINS + bn)*KW +: KW];
+        digit_starts = start_q[BINS*KW-1:0];
+        for (bn = 1; bn < DIGITS; bn = bn + 1) begin
+            if (sort_digit_q == bn[2:0]) digit_starts = start_q[bn*BINS*KW +: BINS*KW];
         end
     end
 
     // ---------------------------------------------------------------- output
-    reg                       out_valid_q;
-    wire [KEYW-1:0]           out_key = rd_item[ITEM-1:IDX];
+    wire [KEYW-1:0]           out_key = out_item_q[ITEM-1:IDX];
     assign res_valid = (phase_q == P_OUTPUT) && out_valid_q;
-    assign res_index = rd_item[IDX-1:0];
+    assign res_index = out_item_q[IDX-1:0];
     assign res_score = { ~out_key[KEYW-1], out_key[KEYW-2:KEYW-SW] };
     wire                      unused_out_pad = ^out_key[2:0];
-    assign res_last  = (rd_ptr_q == count_q - 14'd1);
+    assign res_last  = out_last_q;
 
     // ---------------------------------------------------------------- control
+    assign rd_issue = rd_more && ((phase_q == P_SELECT) || ((phase_q == P_EMIT) && (emit_q == E_READ)));
     integer vh, bh;
     always @(posedge clk) begin
-        done <= 1'b0;
+        done     <= 1'b0;
+        w_take_q <= 1'b0;
+        v1_q     <= rd_issue;
+        v2_q     <= v1_q;
+        v3_q     <= v2_q && (phase_q == P_SELECT);
+        v4_q     <= v3_q;
+        sv1_q    <= sort_issue;
+        sv2_q    <= sv1_q;
+        sv3_q    <= sv2_q;
+        if (rd_issue) begin
+            rd_word_q      <= rd_word_q + 12'd1;
+            rd_next_base_q <= rd_next_base_q + LANES_C;
+            rd_left_q      <= (rd_left_q > LANES_C) ? rd_left_q - LANES_C : {CTR{1'b0}};
+            rd_more_q      <= (rd_left_q > LANES_C);
+        end
+        if (v4_q) begin
+            for (vh = 1; vh < BINS; vh = vh + 1) begin
+                cand_count_q[vh*CNT +: CNT] <= cand_count_q[vh*CNT +: CNT] + { 12'd0, hits_q[vh*LW +: LW] };
+            end
+        end
+        if (w_take_q) begin
+            wr_ptr_q <= wr_ptr_q + 14'd1;
+            for (vh = 0; vh < DIGITS; vh = vh + 1) begin
+                for (bh = 0; bh < BINS; bh = bh + 1) begin
+                    // An item in bin c moves the start of every bin after c.
+                    if (bin_of(w_key, vh[2:0]) < bh[R-1:0]) begin
+                        start_q[(vh*BINS + bh)*KW +: KW] <= start_q[(vh*BINS + bh)*KW +: KW] + 14'd1;
+                    end
+                end
+            end
+        end
+        if (sv3_q) begin
+            for (bh = 0; bh < BINS; bh = bh + 1) begin
+                if (bin_onehot_q[bh]) offset_q[bh*KW +: KW] <= rd_offset + 14'd1;
+            end
+        end
+        if (sort_issue || out_load) rd_ptr_q <= rd_ptr_inc;
         if (rst || clear) begin
             phase_q     <= P_IDLE;
-            rd_valid_q  <= 1'b0;
+            v1_q        <= 1'b0;
+            v2_q        <= 1'b0;
+            v3_q        <= 1'b0;
+            v4_q        <= 1'b0;
+            sv1_q       <= 1'b0;
+            sv2_q       <= 1'b0;
+            sv3_q       <= 1'b0;
+            w_take_q    <= 1'b0;
             out_valid_q <= 1'b0;
+            rd_left_q   <= {CTR{1'b0}};
+            rd_more_q   <= 1'b0;
         end else begin
             case (phase_q)
                 P_IDLE: if (flush) begin
                     count_q <= count;
-                    if (count == {KW{1'b0}}) begin
-                        done <= 1'b1;
+                    phase_q <= P_START;
+                end
+                P_START: begin
+                    // Decided from registers: flush and count arrive from the scanner's
+                    // pipeline, far from this unit's control.
+                    if (count_q == {KW{1'b0}}) begin
+                        done    <= 1'b1;
+                        phase_q <= P_IDLE;
                     end else begin
                         phase_q        <= P_SELECT;
                         digit_q        <= 3'd0;
@@ -286,117 +415,99 @@ module topk_select (
                         above_q        <= {CNT{1'b0}};
                         cand_count_q   <= {(BINS*CNT){1'b0}};
                         rd_word_q      <= {WW{1'b0}};
-                        rd_left_q      <= n_now;
+                        rd_left_q      <= n_q;
+                        rd_more_q      <= (n_q != {CNT{1'b0}});
                         rd_next_base_q <= {CTR{1'b0}};
-                        rd_valid_q     <= 1'b0;
                     end
                 end
-                P_SELECT: begin
-                    // Stream the words; the counts trail the reads by one cycle.
-                    rd_data_q  <= score_mem[rd_word_q];
-                    rd_mask_q  <= word_mask;
-                    rd_valid_q <= rd_more;
-                    if (rd_more) begin
-                        rd_word_q <= rd_word_q + 12'd1;
-                        rd_left_q <= (rd_left_q > LANES_C) ? rd_left_q - LANES_C : {CTR{1'b0}};
+                P_SELECT: if (!rd_more && !v1_q && !v2_q && !v3_q && !v4_q) begin
+                    // Pass complete: which candidates keep count keys at or above them.
+                    for (vh = 1; vh < BINS; vh = vh + 1) begin
+                        ok_q[vh] <= cand_count_q[vh*CNT +: CNT] >= count_ext;
                     end
-                    if (rd_valid_q) begin
-                        for (vh = 1; vh < BINS; vh = vh + 1) begin
-                            cand_count_q[vh*CNT +: CNT] <= cand_count_q[vh*CNT +: CNT] + cand_hits[vh*CNT +: CNT];
-                        end
-                    end else if (!rd_more) begin
-                        // Pass complete: one more digit of T.
-                        prefix_q     <= prefix_next;
-                        above_q      <= best_above;
-                        cand_count_q <= {(BINS*CNT){1'b0}};
-                        rd_word_q    <= {WW{1'b0}};
-                        rd_left_q    <= n_q;
-                        if (digit_q == 3'd4) begin
-                            thresh_q       <= prefix_next;
-                            ties_left_q    <= count_q - best_above[KW-1:0];
-                            wr_ptr_q       <= {KW{1'b0}};
-                            hist_q         <= {(DIGITS*BINS*KW){1'b0}};
-                            rd_next_base_q <= {CTR{1'b0}};
-                            emit_q         <= E_READ;
-                            phase_q        <= P_EMIT;
-                        end else begin
-                            digit_q <= digit_q + 3'd1;
-                        end
+                    ok_q[0] <= 1'b1;
+                    phase_q <= P_DECIDE;
+                end
+                P_DECIDE: begin
+                    // One more digit of T.
+                    prefix_q       <= prefix_next;
+                    above_q        <= best_above;
+                    cand_count_q   <= {(BINS*CNT){1'b0}};
+                    rd_word_q      <= {WW{1'b0}};
+                    rd_left_q      <= n_q;
+                    rd_more_q      <= (n_q != {CNT{1'b0}});
+                    rd_next_base_q <= {CTR{1'b0}};
+                    if (digit_q == 3'd4) begin
+                        thresh_q    <= prefix_next;
+                        ties_left_q <= count_q - best_above[KW-1:0];
+                        wr_ptr_q    <= {KW{1'b0}};
+                        start_q     <= {(DIGITS*BINS*KW){1'b0}};
+                        emit_q      <= E_READ;
+                        phase_q     <= P_EMIT;
+                    end else begin
+                        digit_q <= digit_q + 3'd1;
+                        phase_q <= P_SELECT;
                     end
                 end
                 P_EMIT: case (emit_q)
                     E_READ: if (rd_more) begin
-                        rd_data_q      <= score_mem[rd_word_q];
-                        rd_mask_q      <= word_mask;
-                        rd_base_q      <= rd_next_base_q;
-                        rd_word_q      <= rd_word_q + 12'd1;
-                        rd_next_base_q <= rd_next_base_q + LANES_C;
-                        rd_left_q      <= (rd_left_q > LANES_C) ? rd_left_q - LANES_C : {CTR{1'b0}};
-                        emit_q         <= E_LATCH;
+                        rd_base_q <= rd_next_base_q;
+                        emit_q    <= E_WAIT;
                     end else begin
                         sort_digit_q  <= 3'd0;
                         sort_loaded_q <= 1'b0;
-                        sort_valid_q  <= 1'b0;
                         src_b_q       <= 1'b0;
-                        rd_ptr_q      <= {KW{1'b0}};
                         phase_q       <= P_SORT;
                     end
+                    E_WAIT: emit_q <= E_LATCH;   // the word reaches data2_q next cycle
                     E_LATCH: begin
                         pick_q      <= at_or_above;
-                        pick_data_q <= rd_data_q;
+                        gt_q        <= above_t;
+                        pick_data_q <= data2_q;
                         pick_base_q <= rd_base_q;
                         emit_q      <= E_PICK;
                     end
                     default: if (pick_any) begin
-                        pick_q[pick_lane] <= 1'b0;
-                        if (pick_take) begin
-                            wr_ptr_q <= wr_ptr_q + 14'd1;
-                            if (!pick_gt) ties_left_q <= ties_left_q - 14'd1;
-                            for (vh = 0; vh < DIGITS; vh = vh + 1) begin
-                                for (bh = 0; bh < BINS; bh = bh + 1) begin
-                                    if (bin_of(pick_key, vh[2:0]) == bh[R-1:0]) begin
-                                        hist_q[(vh*BINS + bh)*KW +: KW] <= hist_q[(vh*BINS + bh)*KW +: KW] + 14'd1;
-                                    end
-                                end
-                            end
-                        end
+                        pick_q   <= pick_q & ~pick_onehot;
+                        w_take_q <= pick_take;
+                        w_item_q <= { key_of(pick_score), pick_token[IDX-1:0] };
+                        if (pick_take && !pick_gt) ties_left_q <= ties_left_q - 14'd1;
                     end else begin
                         emit_q <= E_READ;
                     end
                 endcase
                 P_SORT: begin
                     if (!sort_loaded_q) begin
-                        // Start a pass: item 0 is being read (rd_addr = 0).
-                        offset_q      <= prefix_offsets;
+                        // Start a pass.
+                        offset_q      <= digit_starts;
                         sort_loaded_q <= 1'b1;
-                        sort_valid_q  <= 1'b1;
-                        rd_ptr_q      <= 14'd1;
-                    end else if (sort_valid_q) begin
-                        // rd_item (item rd_ptr_q - 1) is written this cycle.
-                        offset_q[rd_bin*KW +: KW] <= rd_offset + 14'd1;
-                        if (rd_ptr_q == count_q) sort_valid_q <= 1'b0;
-                        else rd_ptr_q <= rd_ptr_q + 14'd1;
-                    end else begin
+                        rd_ptr_q      <= {KW{1'b0}};
+                    end else if (!sort_issue && !sort_busy) begin
                         // Pass done: the scattered copy becomes the source.
                         src_b_q       <= !src_b_q;
                         sort_loaded_q <= 1'b0;
-                        rd_ptr_q      <= {KW{1'b0}};
                         if (sort_digit_q == 3'd4) begin
-                            out_valid_q <= 1'b0;
-                            phase_q     <= P_OUTPUT;
+                            rd_ptr_q     <= {KW{1'b0}};
+                            out_valid_q  <= 1'b0;
+                            out_primed_q <= 1'b0;
+                            phase_q      <= P_OUTPUT;
                         end else begin
                             sort_digit_q <= sort_digit_q + 3'd1;
                         end
                     end
                 end
                 P_OUTPUT: begin
-                    out_valid_q <= 1'b1;   // from the second cycle on, rd_item is item rd_ptr_q
-                    if (out_fire) begin
-                        rd_ptr_q <= rd_ptr_q + 14'd1;
-                        if (res_last) begin
-                            phase_q <= P_IDLE;
-                            done    <= 1'b1;
-                        end
+                    out_primed_q <= 1'b1;   // from the second cycle on, sb_q is item rd_ptr_q
+                    if (out_load) begin
+                        out_item_q  <= sb_q;
+                        out_valid_q <= 1'b1;
+                        out_last_q  <= (rd_ptr_q == count_q - 14'd1);
+                    end else if (out_fire) begin
+                        out_valid_q <= 1'b0;
+                    end
+                    if (out_fire && out_last_q) begin
+                        phase_q <= P_IDLE;
+                        done    <= 1'b1;
                     end
                 end
                 default: phase_q <= P_IDLE;
