@@ -253,7 +253,8 @@ impl CycleModel {
             TopKStrategy::Select => {
                 let digits = u64::from(self.radix_digits);
                 let words = self.scan(n);
-                start + digits * (words + 6)
+                start
+                    + digits * (words + 6)
                     + (4 * words + k + 1)
                     + digits * (k + 5)
                     + (k + 2)
