@@ -100,6 +100,9 @@ impl TopKSelectV {
         let ctr_w = unsigned_bits(u64::from(c.engine.max_tokens) + u64::from(lanes))
             .max(w.index_bits + 1)
             .max(w.count_bits);
+        // Lanes at or above a candidate in one word: at most min(lanes, max_tokens), so the
+        // count's width suffices when the engine holds fewer tokens than a word has lanes.
+        let lw = unsigned_bits(u64::from(lanes)).min(w.count_bits);
         let key_of_expr = if key_pad > 0 {
             format!("{{ ~s[SW-1], s[SW-2:0], {key_pad}'d0 }}")
         } else {
@@ -129,12 +132,8 @@ impl TopKSelectV {
             n_q_ext: zext("n_q", w.count_bits, ctr_w),
             count_ext_expr: zext("count_q", w.k_bits, w.count_bits),
             slots: 1 << unsigned_bits(u64::from(c.topk.k_max - 1)),
-            lw: unsigned_bits(u64::from(lanes)),
-            hits_ext: zext(
-                "hits_q[vh*LW +: LW]",
-                unsigned_bits(u64::from(lanes)),
-                w.count_bits,
-            ),
+            lw,
+            hits_ext: zext("hits_q[vh*LW +: LW]", lw, w.count_bits),
         }
     }
 }
