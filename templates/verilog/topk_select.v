@@ -82,7 +82,9 @@ module topk_select (
     always @* begin
         in_popcount = {CNT{1'b0}};
         for (lp = 0; lp < LANES; lp = lp + 1) begin
-            if (in_valid[lp]) in_popcount = in_popcount + {{ count_w }}'d1;
+            // Unconditional adds of single bits: Yosys turns them into one adder tree, where
+            // conditional increments stay a chain as long as the lane count.
+            in_popcount = in_popcount + {% if count_w > 1 %}{ {{ count_w - 1 }}'d0, in_valid[lp] }{% else %}in_valid[lp]{% endif %};
         end
     end
 
@@ -161,7 +163,7 @@ module topk_select (
         for (vc = 0; vc < BINS; vc = vc + 1) begin
             hits = {LW{1'b0}};
             for (lc = 0; lc < LANES; lc = lc + 1) begin
-                if (ge_q[vc*LANES + lc]) hits = hits + {{ lw }}'d1;
+                hits = hits + {% if lw > 1 %}{ {{ lw - 1 }}'d0, ge_q[vc*LANES + lc] }{% else %}ge_q[vc*LANES + lc]{% endif %};
             end
             hits_all[vc*LW +: LW] = hits;
         end

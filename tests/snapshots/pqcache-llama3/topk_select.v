@@ -98,7 +98,9 @@ module topk_select (
     always @* begin
         in_popcount = {CNT{1'b0}};
         for (lp = 0; lp < LANES; lp = lp + 1) begin
-            if (in_valid[lp]) in_popcount = in_popcount + 18'd1;
+            // Unconditional adds of single bits: Yosys turns them into one adder tree, where
+            // conditional increments stay a chain as long as the lane count.
+            in_popcount = in_popcount + { 17'd0, in_valid[lp] };
         end
     end
 
@@ -177,7 +179,7 @@ module topk_select (
         for (vc = 0; vc < BINS; vc = vc + 1) begin
             hits = {LW{1'b0}};
             for (lc = 0; lc < LANES; lc = lc + 1) begin
-                if (ge_q[vc*LANES + lc]) hits = hits + 6'd1;
+                hits = hits + { 5'd0, ge_q[vc*LANES + lc] };
             end
             hits_all[vc*LW +: LW] = hits;
         end
