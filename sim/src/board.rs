@@ -14,6 +14,7 @@ use crate::build::BuiltModel;
 use crate::driver::{Job, Stalls};
 use crate::error::{Result, SimError};
 use crate::model::Model;
+pub use hwgen::emit::verilog::BoardFormat;
 use hwgen::golden::{Hit, QuantCodebook, QueryResult};
 use hwgen::spec::Accelerator;
 
@@ -29,63 +30,19 @@ pub mod cmd {
     pub const BEAT: u8 = 0x04;
 }
 
-/// Field widths of the byte protocol for one accelerator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BoardFormat {
-    /// Bits of one centroid (sub_dim x centroid_bits).
-    pub centroid_bits: u32,
-    /// Bits of one query (head_dim x query_bits).
-    pub query_bits: u32,
-    /// Bits of n_tokens in the start payload.
-    pub count_bits: u32,
-    /// Bits of k in the start payload.
-    pub k_bits: u32,
-    /// Bits of one code beat.
-    pub beat_bits: u32,
-    /// Bits of a result's token index.
-    pub index_bits: u32,
-    /// Bits of a result's score.
-    pub score_bits: u32,
-    /// Bits of a result's shift.
-    pub shift_bits: u32,
-}
-
-impl BoardFormat {
-    /// The format of `acc`'s board top.
-    pub fn of(acc: &Accelerator) -> Self {
-        let c = acc.config();
-        let w = &acc.derived().widths;
-        Self {
-            centroid_bits: w.sub_dim * w.centroid_bits,
-            query_bits: c.pq.head_dim * w.query_bits,
-            count_bits: w.count_bits,
-            k_bits: w.k_bits,
-            beat_bits: c.engine.beat_bits,
-            index_bits: w.index_bits,
-            score_bits: w.score_bits,
-            shift_bits: w.shift_bits,
-        }
-    }
-
-    /// Bytes of one result record.
-    pub fn record_bytes(&self) -> usize {
-        (1 + self.shift_bits + self.score_bits + self.index_bits).div_ceil(8) as usize
-    }
-
-    /// Decodes one result record: (hit, shift, last).
-    pub fn decode(&self, record: &[u8]) -> (Hit, u32, bool) {
-        let v = record
-            .iter()
-            .rev()
-            .fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
-        let field = |lo: u32, bits: u32| ((v >> lo) & ((1u128 << bits) - 1)) as u64;
-        let (iw, sw, hw) = (self.index_bits, self.score_bits, self.shift_bits);
-        let hit = Hit {
-            index: field(0, iw) as u32,
-            score: sign_extend(field(iw, sw), sw) as i32,
-        };
-        (hit, field(iw + sw, hw) as u32, field(iw + sw + hw, 1) == 1)
-    }
+/// Decodes one result record of `format`: (hit, shift, last).
+pub fn decode(format: &BoardFormat, record: &[u8]) -> (Hit, u32, bool) {
+    let v = record
+        .iter()
+        .rev()
+        .fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
+    let field = |lo: u32, bits: u32| ((v >> lo) & ((1u128 << bits) - 1)) as u64;
+    let (iw, sw, hw) = (format.index_bits, format.score_bits, format.shift_bits);
+    let hit = Hit {
+        index: field(0, iw) as u32,
+        score: sign_extend(field(iw, sw), sw) as i32,
+    };
+    (hit, field(iw + sw, hw) as u32, field(iw + sw + hw, 1) == 1)
 }
 
 /// A command byte followed by the bytes of `words` (32-bit, little-endian), cut to `bits`.
@@ -279,7 +236,7 @@ impl BoardSim {
         loop {
             while hits.len() < self.received.len() / rb {
                 let at = hits.len() * rb;
-                let (hit, s, last) = f.decode(&self.received[at..at + rb]);
+                let (hit, s, last) = decode(&f, &self.received[at..at + rb]);
                 hits.push(hit);
                 shift = s;
                 if last != (hits.len() == expected) {

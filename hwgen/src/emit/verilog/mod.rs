@@ -14,7 +14,7 @@ use askama::Template;
 
 use crate::spec::{Accelerator, TopKStrategy};
 
-pub use board_top::BoardTopV;
+pub use board_top::{BoardFormat, BoardTopV};
 pub use dist_unit::DistUnitV;
 pub use engine::EngineV;
 pub use scanner::ScannerV;
