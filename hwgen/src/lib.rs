@@ -1,16 +1,11 @@
-//! kvpq `hwgen`: describe a PQ KV-retrieval accelerator, model it bit-exactly, and (in later
-//! stages) generate its hardware.
+//! kvpq's hardware generator: turns a validated accelerator (`kvpq_core::spec`) into files
+//! (Verilog, HLS C++, platform projects) and runs the external tools on them.
 //!
-//! The crate follows the pipeline of the project: [`spec`] (the description and its derived
-//! view) -> [`golden`] (the bit-exact software model) -> emitters. [`workload`] makes the
-//! synthetic keys and queries the commands and tests run on, and [`commands`] holds what the
-//! `hwgen` binary prints.
+//! [`emit`] renders a design folder from askama templates; [`flow`] runs Verilator, Yosys
+//! and nextpnr on it. The description, golden model and interface it reads live in
+//! `kvpq-core`; the commands that print results live in the `hwgen` binary crate.
 
 #![warn(missing_docs)]
 
-pub mod commands;
 pub mod emit;
 pub mod flow;
-pub mod golden;
-pub mod spec;
-pub mod workload;

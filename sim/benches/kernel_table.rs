@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use hwgen::emit::Design;
-use hwgen::golden::packing::pack;
-use hwgen::golden::{GoldenEngine, QuantCodebook};
-use hwgen::spec::{Accelerator, AcceleratorConfig, Platform};
+use kvpq_core::golden::packing::pack;
+use kvpq_core::golden::{GoldenEngine, QuantCodebook};
+use kvpq_core::spec::{Accelerator, AcceleratorConfig, Platform};
 use ndarray::{Array2, Array3};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

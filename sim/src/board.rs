@@ -9,53 +9,15 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::bits::{beat_words, pack_fields, sign_extend};
 use crate::build::BuiltModel;
 use crate::driver::{Job, Stalls};
 use crate::error::{Result, SimError};
 use crate::model::Model;
-pub use hwgen::emit::verilog::BoardFormat;
-use hwgen::golden::{Hit, QuantCodebook, QueryResult};
-use hwgen::spec::Accelerator;
-
-/// Command bytes of the board protocol.
-pub mod cmd {
-    /// One centroid follows.
-    pub const CENTROID: u8 = 0x01;
-    /// One quantized query follows.
-    pub const QUERY: u8 = 0x02;
-    /// `{k, n_tokens}` follows: start a query.
-    pub const START: u8 = 0x03;
-    /// One code beat follows.
-    pub const BEAT: u8 = 0x04;
-}
-
-/// Decodes one result record of `format`: (hit, shift, last).
-pub fn decode(format: &BoardFormat, record: &[u8]) -> (Hit, u32, bool) {
-    let v = record
-        .iter()
-        .rev()
-        .fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
-    let field = |lo: u32, bits: u32| ((v >> lo) & ((1u128 << bits) - 1)) as u64;
-    let (iw, sw, hw) = (format.index_bits, format.score_bits, format.shift_bits);
-    let hit = Hit {
-        index: field(0, iw) as u32,
-        score: sign_extend(field(iw, sw), sw) as i32,
-    };
-    (hit, field(iw + sw, hw) as u32, field(iw + sw + hw, 1) == 1)
-}
-
-/// A command byte followed by the bytes of `words` (32-bit, little-endian), cut to `bits`.
-fn command(cmd: u8, words: &[u32], bits: u32) -> Vec<u8> {
-    let mut out = vec![cmd];
-    out.extend(
-        words
-            .iter()
-            .flat_map(|w| w.to_le_bytes())
-            .take(bits.div_ceil(8) as usize),
-    );
-    out
-}
+use kvpq_core::golden::{Hit, QuantCodebook, QueryResult};
+use kvpq_core::interface::bits::{beat_words, pack_fields};
+pub use kvpq_core::interface::board::{cmd, BoardFormat};
+use kvpq_core::interface::Streams;
+use kvpq_core::spec::Accelerator;
 
 struct Ports {
     rst: usize,
@@ -98,7 +60,7 @@ impl BoardSim {
         let mut sim = Self {
             model,
             acc: acc.clone(),
-            format: BoardFormat::of(acc),
+            format: BoardFormat::of(&Streams::of(acc)),
             p,
             rng: ChaCha8Rng::seed_from_u64(seed),
             stalls,
@@ -191,7 +153,7 @@ impl BoardSim {
                     bits,
                     width,
                 );
-                bytes.extend(command(cmd::CENTROID, &words, width));
+                bytes.extend(frame(&self.format, cmd::CENTROID, &words));
             }
         }
         let limit = self.budget(bytes.len(), (m * k * (sub + 2)) as u64);
@@ -206,22 +168,20 @@ impl BoardSim {
         let d = *self.acc.derived();
         let f = self.format;
         let qb = cfg.quant.query_bits;
-        let mut bytes = command(
+        let mut bytes = frame(
+            &f,
             cmd::QUERY,
             &pack_fields(job.query.iter().map(|&v| i64::from(v)), qb, f.query_bits),
-            f.query_bits,
         );
-        let start = (job.n_tokens as u64) | ((job.k as u64) << f.count_bits);
-        let start_bits = f.count_bits + f.k_bits;
-        bytes.extend(command(
+        bytes.extend(frame(
+            &f,
             cmd::START,
-            &[start as u32, (start >> 32) as u32],
-            start_bits,
+            &f.start_words(job.n_tokens as u64, job.k as u64),
         ));
         let layout = d.layout;
         for b in 0..layout.beats_for(job.n_tokens) {
             let words = beat_words(job.beats, layout.words_per_beat(), b, layout.beat_bits);
-            bytes.extend(command(cmd::BEAT, &words, f.beat_bits));
+            bytes.extend(frame(&f, cmd::BEAT, &words));
         }
         let work = d.cycles.lut_build + d.cycles.query_latency(job.n_tokens as u64, job.k as u64);
         let limit = self.budget(bytes.len() + job.k * f.record_bytes(), work);
@@ -236,9 +196,13 @@ impl BoardSim {
         loop {
             while hits.len() < self.received.len() / rb {
                 let at = hits.len() * rb;
-                let (hit, s, last) = decode(&f, &self.received[at..at + rb]);
-                hits.push(hit);
-                shift = s;
+                let r = f.decode(&self.received[at..at + rb]);
+                let last = r.last;
+                hits.push(Hit {
+                    index: r.index,
+                    score: r.score,
+                });
+                shift = r.shift;
                 if last != (hits.len() == expected) {
                     return Err(SimError::Protocol {
                         cycle: self.cycle,
@@ -269,4 +233,11 @@ impl BoardSim {
         }
         Ok(QueryResult { hits, shift })
     }
+}
+
+/// A frame of a command this host knows the payload of.
+fn frame(format: &BoardFormat, cmd: u8, words: &[u32]) -> Vec<u8> {
+    format
+        .frame(cmd, words)
+        .expect("the host sends only the protocol's commands")
 }

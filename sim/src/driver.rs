@@ -4,12 +4,12 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::bits::{beat_words, pack_fields, sign_extend};
 use crate::build::BuiltModel;
 use crate::error::{Result, SimError};
 use crate::model::Model;
-use hwgen::golden::{Hit, QuantCodebook, QueryResult};
-use hwgen::spec::Accelerator;
+use kvpq_core::golden::{Hit, QuantCodebook, QueryResult};
+use kvpq_core::interface::bits::{beat_words, pack_fields, sign_extend};
+use kvpq_core::spec::Accelerator;
 
 /// How often the environment stalls: the probability that it offers data on an input stream
 /// in a cycle, and that it accepts a result.

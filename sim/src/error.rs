@@ -51,7 +51,7 @@ pub enum SimError {
     },
     /// The golden model refused the workload.
     #[error("golden model: {0}")]
-    Golden(#[from] hwgen::golden::GoldenError),
+    Golden(#[from] kvpq_core::golden::GoldenError),
     /// The engine's results differ from the golden model's.
     #[error("engine and golden model disagree: {0}")]
     Mismatch(String),

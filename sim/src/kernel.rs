@@ -14,18 +14,11 @@ use crate::build::BuiltModel;
 use crate::driver::Stalls;
 use crate::error::{Result, SimError};
 use crate::model::Model;
-use hwgen::emit::alveo::rtl::{axi_lite_signals, axi_master_signals};
-use hwgen::emit::alveo::{ArgKind, KernelInterface, CONTROL};
-use hwgen::golden::{Hit, QuantCodebook, QueryResult};
-use hwgen::spec::Accelerator;
-
-/// Control register offsets of ap_ctrl_hs.
-mod reg {
-    pub const CTRL: u32 = 0x00;
-    pub const GIE: u32 = 0x04;
-    pub const IER: u32 = 0x08;
-    pub const ISR: u32 = 0x0c;
-}
+use kvpq_core::golden::{Hit, QuantCodebook, QueryResult};
+use kvpq_core::interface::alveo::{
+    ap_ctrl, axi_lite_signals, axi_master_signals, reg, ArgKind, KernelInterface,
+};
+use kvpq_core::spec::Accelerator;
 
 /// Poison the result buffer is filled with, to see words the kernel did not write.
 const POISON: u8 = 0xa5;
@@ -181,7 +174,7 @@ impl KernelSim {
         }
         let mut lite_port = HashMap::new();
         for (sig, _, _) in axi_lite_signals() {
-            lite_port.insert(sig, model.port(&format!("{CONTROL}_{sig}"))?);
+            lite_port.insert(sig, model.port(&format!("{}_{sig}", iface.control))?);
         }
         let d = acc.derived();
         let mut sim = Self {
@@ -589,12 +582,12 @@ impl KernelSim {
         self.write_reg(reg::GIE, 1)?;
         self.write_reg(reg::IER, 1)?;
         let ctrl = self.read_reg(reg::CTRL)?;
-        if ctrl & 0b100 == 0 {
+        if ctrl & ap_ctrl::IDLE == 0 {
             return Err(self.protocol(format!("ap_idle low before ap_start (ap_ctrl {ctrl:#x})")));
         }
         self.interrupt_seen = false;
         let start = self.cycle;
-        self.write_reg(reg::CTRL, 1)?;
+        self.write_reg(reg::CTRL, ap_ctrl::START)?;
         let budget = 50_000
             + 40 * (words as u64
                 + (self.head_dim as u64)
@@ -609,7 +602,7 @@ impl KernelSim {
                 .max(0.05)) as u64;
         loop {
             let ctrl = self.read_reg(reg::CTRL)?;
-            if ctrl & 0b10 != 0 {
+            if ctrl & ap_ctrl::DONE != 0 {
                 break;
             }
             if self.cycle - start > budget {
@@ -623,7 +616,8 @@ impl KernelSim {
         // ap_done is clear-on-read; the kernel is idle again; the interrupt fired and the
         // status register acknowledges it.
         let ctrl = self.read_reg(reg::CTRL)?;
-        if ctrl & 0b1111 != 0b0100 {
+        let all = ap_ctrl::START | ap_ctrl::DONE | ap_ctrl::IDLE | ap_ctrl::READY;
+        if ctrl & all != ap_ctrl::IDLE {
             return Err(self.protocol(format!("ap_ctrl {ctrl:#x} after ap_done was read")));
         }
         if !self.interrupt_seen || self.read_reg(reg::ISR)? != 1 {

@@ -7,7 +7,6 @@
 
 #![warn(missing_docs)]
 
-pub mod bits;
 pub mod board;
 pub mod build;
 pub mod driver;
@@ -15,7 +14,6 @@ pub mod error;
 pub mod kernel;
 pub mod model;
 pub mod ports;
-pub mod report;
 
 pub use build::{build_model, default_cache, BuiltModel};
 pub use driver::{EngineSim, Job, JobOutcome, Stalls};

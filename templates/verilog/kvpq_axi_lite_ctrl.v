@@ -39,10 +39,10 @@ module kvpq_axi_lite_ctrl (
     output reg  [{{ a.size * 8 - 1 }}:0] arg_{{ a.name }}{% if !loop.last %},{% endif %}
 {%- endfor %}
 );
-    localparam [11:0] A_CTRL = 12'h000,
-                      A_GIE  = 12'h004,
-                      A_IER  = 12'h008,
-                      A_ISR  = 12'h00c;
+    localparam [11:0] A_CTRL = 12'h{{ "{:03x}"|format(reg_ctrl) }},
+                      A_GIE  = 12'h{{ "{:03x}"|format(reg_gie) }},
+                      A_IER  = 12'h{{ "{:03x}"|format(reg_ier) }},
+                      A_ISR  = 12'h{{ "{:03x}"|format(reg_isr) }};
 
     reg        aw_have_q;     // a write address is waiting for its data
     reg [11:0] waddr_q;

@@ -24,10 +24,10 @@ module kvpq_board_top (
     localparam PW = {{ payload_bits }};   // payload register, whole bytes
     localparam RW = {{ res_bits }};   // result record, whole bytes
 
-    localparam [7:0] CMD_CB    = 8'h01,
-                     CMD_QUERY = 8'h02,
-                     CMD_START = 8'h03,
-                     CMD_BEAT  = 8'h04;
+    localparam [7:0] CMD_CB    = 8'h{{ "{:02x}"|format(cmd_cb) }},
+                     CMD_QUERY = 8'h{{ "{:02x}"|format(cmd_query) }},
+                     CMD_START = 8'h{{ "{:02x}"|format(cmd_start) }},
+                     CMD_BEAT  = 8'h{{ "{:02x}"|format(cmd_beat) }};
     localparam [1:0] R_CMD     = 2'd0,   // wait for a command byte
                      R_PAYLOAD = 2'd1,   // collect payload bytes
                      R_ISSUE   = 2'd2;   // hand the payload to the engine

@@ -10,8 +10,8 @@
 `default_nettype none
 
 module pq_topk_engine (
-{%- for port in ports %}
-    {{ port.declaration() }}{% if !loop.last %},{% endif %}  // {{ port.doc }}
+{%- for (decl, doc) in ports %}
+    {{ decl }}{% if !loop.last %},{% endif %}  // {{ doc }}
 {%- endfor %}
 );
     localparam CNT        = {{ count_w }};

@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hwgen::commands::generate;
 use hwgen::emit::alveo::{ArgKind, KernelInterface};
-use hwgen::spec::{Accelerator, Platform};
+use hwgen_cli::commands::generate;
+use kvpq_core::spec::{Accelerator, Platform};
 use kvpq_tests::random::small_accelerators;
 use sim::ports::parse_ports;
 
@@ -38,6 +38,7 @@ fn generate_project(acc: &Accelerator) -> (PathBuf, KernelInterface) {
     );
     let kernel = design
         .manifest
+        .interface
         .kernel
         .clone()
         .expect("Alveo design has a kernel");
@@ -60,7 +61,7 @@ fn check_kernel_xml(dir: &Path, k: &KernelInterface) {
         .descendants()
         .find(|n| n.has_tag_name("kernel"))
         .expect("<kernel>");
-    assert_eq!(kernel.attribute("name"), Some(k.rtl_kernel));
+    assert_eq!(kernel.attribute("name"), Some(k.rtl_kernel.as_str()));
     assert_eq!(kernel.attribute("hwControlProtocol"), Some("ap_ctrl_hs"));
 
     // Ports: exactly the control slave and the masters, widths as in the RTL.
@@ -114,7 +115,7 @@ fn check_kernel_xml(dir: &Path, k: &KernelInterface) {
         let hex = |attr: &str| {
             u32::from_str_radix(x.attribute(attr).unwrap().trim_start_matches("0x"), 16).unwrap()
         };
-        assert_eq!(x.attribute("name"), Some(a.name));
+        assert_eq!(x.attribute("name"), Some(a.name.as_str()));
         assert_eq!(x.attribute("id").unwrap().parse::<u32>().unwrap(), a.id);
         assert_eq!(hex("offset"), a.offset, "{}", a.name);
         assert_eq!(hex("size"), a.size, "{}", a.name);
@@ -122,7 +123,7 @@ fn check_kernel_xml(dir: &Path, k: &KernelInterface) {
         assert!(names.contains(port), "{} on undeclared port {port}", a.name);
         match a.kind {
             ArgKind::Buffer => {
-                assert_eq!(Some(port), a.master);
+                assert_eq!(Some(port), a.master.as_deref());
                 assert_eq!(x.attribute("addressQualifier"), Some("1"));
             }
             ArgKind::Scalar => {
@@ -152,7 +153,7 @@ fn check_kernel_xml(dir: &Path, k: &KernelInterface) {
 }
 
 fn check_connectivity(dir: &Path, k: &KernelInterface) {
-    for (flavour, kernel) in [("rtl", k.rtl_kernel), ("hls", k.hls_kernel)] {
+    for (flavour, kernel) in [("rtl", &k.rtl_kernel), ("hls", &k.hls_kernel)] {
         let text = read(&dir.join(format!("vitis/connectivity_{flavour}.cfg")));
         let lines: Vec<&str> = text
             .lines()
@@ -174,7 +175,7 @@ fn check_connectivity(dir: &Path, k: &KernelInterface) {
                 .arg(arg)
                 .unwrap_or_else(|| panic!("sp names unknown argument {arg}"));
             let m = k
-                .master(a.master.expect("only buffers are mapped"))
+                .master(a.master.as_deref().expect("only buffers are mapped"))
                 .unwrap();
             assert_eq!(bank, format!("HBM[{}]", m.hbm_channel));
             assert!(mapped.insert(arg.to_string()), "{arg} mapped twice");
@@ -210,10 +211,10 @@ fn check_hls(dir: &Path, k: &KernelInterface) {
         .filter(|l| !l.is_empty())
         .map(|l| l.rsplit([' ', '*']).next().unwrap())
         .collect();
-    let want: Vec<&str> = k.args.iter().map(|a| a.name).collect();
+    let want: Vec<&str> = k.args.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, want, "HLS arguments in XRT order");
     for a in &k.args {
-        let pragma = match a.master {
+        let pragma = match a.master.as_deref() {
             Some(m) => format!(
                 "#pragma HLS INTERFACE m_axi port={} offset=slave bundle={}",
                 a.name,
@@ -232,7 +233,7 @@ fn check_hls(dir: &Path, k: &KernelInterface) {
 }
 
 fn check_makefile(dir: &Path, k: &KernelInterface) {
-    for (flavour, xo) in [("rtl", k.rtl_kernel), ("hls", k.hls_kernel)] {
+    for (flavour, xo) in [("rtl", &k.rtl_kernel), ("hls", &k.hls_kernel)] {
         let out = Command::new("make")
             .args(["-n", &format!("KERNEL={flavour}")])
             .current_dir(dir.join("vitis"))
@@ -305,7 +306,7 @@ fn check_package_tcl(dir: &Path, k: &KernelInterface) {
     }
     assert_eq!(added, listed.len() - 1, "every file but the board top");
     assert!(calls.contains(&format!("set_property top {}", k.rtl_kernel)));
-    for busif in std::iter::once(k.control).chain(k.masters.iter().map(|m| m.name)) {
+    for busif in std::iter::once(&k.control).chain(k.masters.iter().map(|m| &m.name)) {
         assert!(
             calls.contains(&format!(
                 "ipx::associate_bus_interfaces -busif {busif} -clock ap_clk"
@@ -357,7 +358,7 @@ fn random_projects_are_consistent() {
 fn non_alveo_targets_have_no_kernel() {
     let acc = kvpq_tests::example("fastscan-4bit");
     let design = hwgen::emit::Design::render(&acc).unwrap();
-    assert!(design.manifest.kernel.is_none());
+    assert!(design.manifest.interface.kernel.is_none());
     assert!(!design.verilog_files().contains(&"kvpq_krnl.v".to_string()));
     let err = acc
         .retarget(Platform::U55c)

@@ -10,8 +10,8 @@
 use std::path::PathBuf;
 
 use hwgen::emit::Design;
-use hwgen::golden::{GoldenEngine, QueryResult};
-use hwgen::spec::Accelerator;
+use kvpq_core::golden::{GoldenEngine, QueryResult};
+use kvpq_core::spec::Accelerator;
 use kvpq_tests::random::small_accelerators;
 use kvpq_tests::workload::{draw, Values};
 use rand::{Rng, SeedableRng};

@@ -4,8 +4,8 @@
 //! hit, and the shift of every query with results, must be identical.
 
 use hwgen::emit::Design;
-use hwgen::golden::GoldenEngine;
-use hwgen::spec::Accelerator;
+use kvpq_core::golden::GoldenEngine;
+use kvpq_core::spec::Accelerator;
 use kvpq_tests::random::small_accelerators;
 use kvpq_tests::workload::{draw, Values};
 use rand::{Rng, SeedableRng};

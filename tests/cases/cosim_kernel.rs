@@ -8,8 +8,8 @@
 //! the fastscan example at its full beat width.
 
 use hwgen::emit::Design;
-use hwgen::golden::GoldenEngine;
-use hwgen::spec::{Accelerator, Platform};
+use kvpq_core::golden::GoldenEngine;
+use kvpq_core::spec::{Accelerator, Platform};
 use kvpq_tests::random::small_accelerators;
 use kvpq_tests::workload::{draw, Values};
 use rand::{Rng, SeedableRng};

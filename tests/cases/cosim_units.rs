@@ -3,16 +3,16 @@
 //! and both top-k units on adversarial score streams full of ties.
 
 use hwgen::emit::Design;
-use hwgen::golden::lut::build_lut;
-use hwgen::golden::scan::score_codes;
-use hwgen::golden::topk::{top_k, Hit};
-use hwgen::spec::{Accelerator, TopKStrategy};
+use kvpq_core::golden::lut::build_lut;
+use kvpq_core::golden::scan::score_codes;
+use kvpq_core::golden::topk::{top_k, Hit};
+use kvpq_core::interface::bits::{beat_words, pack_fields, sign_extend};
+use kvpq_core::spec::{Accelerator, TopKStrategy};
 use kvpq_tests::random::small_accelerators;
 use kvpq_tests::workload::{draw, Values};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sim::bits::{beat_words, pack_fields, sign_extend};
 use sim::{build_model, default_cache, Model};
 
 /// A model of one module with its ports addressed by name.

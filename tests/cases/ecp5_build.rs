@@ -3,13 +3,13 @@
 //! prints them with the projections. The example descriptions take much longer; they run
 //! with `KVPQ_ECP5_EXAMPLES=1 cargo test -p kvpq-tests --test ecp5_build -- --nocapture`.
 
-use hwgen::commands::{build, report};
 use hwgen::emit::boards::ulx3s;
 use hwgen::flow::ecp5;
 use hwgen::flow::ecp5_synth::Ecp5Cells;
 use hwgen::flow::lint::verilator_lint;
-use hwgen::spec::Platform;
-use hwgen::spec::{
+use hwgen_cli::commands::{build, report};
+use kvpq_core::spec::Platform;
+use kvpq_core::spec::{
     Accelerator, AcceleratorBuilder, EngineConfig, PqConfig, QuantConfig, ScannerConfig,
     TargetConfig, TopKConfig,
 };
@@ -23,7 +23,7 @@ fn scratch(name: &str) -> std::path::PathBuf {
 fn small(clock_mhz: f64) -> Accelerator {
     AcceleratorBuilder::new("ecp5-small", PqConfig::new(8, 2, 2))
         .quant(QuantConfig::new(4, 4, 6))
-        .dist_unit(hwgen::spec::DistUnitConfig::new(2))
+        .dist_unit(kvpq_core::spec::DistUnitConfig::new(2))
         .scanner(ScannerConfig::new(2))
         .topk(TopKConfig::systolic(4))
         .engine(EngineConfig::new(64).with_beat_bits(32))

@@ -2,9 +2,9 @@
 //! xcup` runs, the estimate lands in manifest.json, per-module numbers add up to the total,
 //! and `hwgen report` prints it per lane.
 
-use hwgen::commands::{estimate, generate, report};
 use hwgen::flow::xilinx::Resources;
-use hwgen::spec::{Accelerator, Platform};
+use hwgen_cli::commands::{estimate, generate, report};
+use kvpq_core::spec::{Accelerator, Platform};
 use kvpq_tests::random::small_accelerators;
 
 fn small_alveo() -> Accelerator {

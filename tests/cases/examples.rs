@@ -1,8 +1,8 @@
 //! The shipped example descriptions: valid, round-trip through TOML, agree with the builder,
 //! and give sensible recall on clustered synthetic keys.
 
-use hwgen::commands::golden::{run, GoldenOptions};
-use hwgen::spec::{
+use hwgen_cli::commands::golden::{run, GoldenOptions};
+use kvpq_core::spec::{
     Accelerator, AcceleratorBuilder, AcceleratorConfig, DistUnitConfig, EngineConfig, Platform,
     PqConfig, QuantConfig, RetrievalConfig, ScannerConfig, TargetConfig, TopKConfig,
 };

@@ -2,7 +2,7 @@
 //! the broken rule), valid points are synthesized (Yosys synth_ecp5) and scored (golden-model
 //! recall, cycle-model throughput), a Pareto front is marked and both plots are written.
 
-use hwgen::commands::explore;
+use hwgen_cli::commands::explore;
 
 const BASE: &str = r#"
 name = "space-base"

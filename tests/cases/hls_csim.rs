@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hwgen::emit::hls;
-use hwgen::golden::{GoldenEngine, Hit, QueryResult};
-use hwgen::spec::Accelerator;
+use kvpq_core::golden::{GoldenEngine, Hit, QueryResult};
+use kvpq_core::spec::Accelerator;
 use kvpq_tests::random::small_accelerators;
 use kvpq_tests::workload::{draw, Values};
 use rayon::prelude::*;

@@ -1,7 +1,7 @@
 //! Every rule of the description refuses a bad value with a message that names the field and
 //! the rule.
 
-use hwgen::spec::{Accelerator, AcceleratorConfig, TopKStrategy};
+use kvpq_core::spec::{Accelerator, AcceleratorConfig, TopKStrategy};
 
 /// A valid description (the PQCache reference shape) that each case breaks in one place.
 const BASE: &str = r#"

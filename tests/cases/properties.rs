@@ -1,11 +1,11 @@
 //! Property tests over random valid descriptions and random data: the golden model obeys
 //! DESIGN.md section 3 and agrees with a plain, independent re-statement of it.
 
-use hwgen::golden::fixed::quantize;
-use hwgen::golden::packing::{pack, unpack};
-use hwgen::golden::topk::Hit;
-use hwgen::golden::{GoldenEngine, QuantCodebook};
-use hwgen::spec::{
+use kvpq_core::golden::fixed::quantize;
+use kvpq_core::golden::packing::{pack, unpack};
+use kvpq_core::golden::topk::Hit;
+use kvpq_core::golden::{GoldenEngine, QuantCodebook};
+use kvpq_core::spec::{
     check, Accelerator, AcceleratorBuilder, EngineConfig, PqConfig, QuantConfig, ScannerConfig,
     TopKConfig,
 };
@@ -36,7 +36,7 @@ fn any_accelerator() -> impl Strategy<Value = Accelerator> {
                 .scanner(ScannerConfig::new(1 << le))
                 .topk(topk)
                 .engine(EngineConfig::new(512).with_beat_bits(beat))
-                .retrieval(hwgen::spec::RetrievalConfig::default().with_budget(0.05, 0.5))
+                .retrieval(kvpq_core::spec::RetrievalConfig::default().with_budget(0.05, 0.5))
         })
         .prop_filter_map("invalid combination", |b| b.build().ok())
 }
@@ -184,8 +184,8 @@ proptest! {
         prop_assert!(check(cfg).is_empty());
         prop_assert_eq!(cfg.pq.head_dim % cfg.pq.m, 0);
         prop_assert_eq!(d.layout.tokens_per_beat % cfg.scanner.lanes, 0);
-        prop_assert!(d.widths.acc_bits <= hwgen::spec::MAX_ACC_BITS);
-        prop_assert!(d.widths.score_bits <= hwgen::spec::MAX_SCORE_BITS);
+        prop_assert!(d.widths.acc_bits <= kvpq_core::spec::MAX_ACC_BITS);
+        prop_assert!(d.widths.score_bits <= kvpq_core::spec::MAX_SCORE_BITS);
         prop_assert!(cfg.topk.k_max <= cfg.engine.max_tokens);
     }
 }

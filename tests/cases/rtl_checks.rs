@@ -5,11 +5,11 @@
 
 use std::path::PathBuf;
 
-use hwgen::commands::lint::{self, check_tops};
 use hwgen::emit::Design;
 use hwgen::flow::lint::verilator_lint;
 use hwgen::flow::yosys::SynthMode;
-use hwgen::spec::{Accelerator, Platform};
+use hwgen_cli::commands::lint::{self, check_tops};
+use kvpq_core::spec::{Accelerator, Platform};
 use kvpq_tests::{example_paths, random::small_accelerators};
 use rayon::prelude::*;
 

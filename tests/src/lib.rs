@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use hwgen::spec::Accelerator;
+use kvpq_core::spec::Accelerator;
 
 /// Root of the repository.
 pub fn repo_root() -> PathBuf {
@@ -31,7 +31,7 @@ pub fn example(name: &str) -> Accelerator {
 
 /// Random valid accelerator descriptions, small enough to simulate and synthesize quickly.
 pub mod random {
-    use hwgen::spec::{
+    use kvpq_core::spec::{
         Accelerator, AcceleratorBuilder, EngineConfig, PqConfig, QuantConfig, RetrievalConfig,
         ScannerConfig, TopKConfig,
     };
@@ -63,7 +63,7 @@ pub mod random {
         let k = 1u32 << code_bits;
         let qb = rng.random_range(3..=8u32);
         let cb = rng.random_range(3..=8u32);
-        let acc_bits = qb + cb + hwgen::spec::ceil_log2(u64::from(sub));
+        let acc_bits = qb + cb + kvpq_core::spec::ceil_log2(u64::from(sub));
         let lb = rng.random_range(3..=acc_bits.min(12));
         let macs = 1u32 << rng.random_range(0..=code_bits);
         let token_bits = m * code_bits;
@@ -90,7 +90,7 @@ pub mod random {
         };
         AcceleratorBuilder::new(name, PqConfig::new(sub * m, m, code_bits))
             .quant(QuantConfig::new(qb, cb, lb))
-            .dist_unit(hwgen::spec::DistUnitConfig::new(macs.min(k)))
+            .dist_unit(kvpq_core::spec::DistUnitConfig::new(macs.min(k)))
             .scanner(ScannerConfig::new(lanes))
             .topk(topk)
             .engine(EngineConfig::new(max_tokens).with_beat_bits(beat))
@@ -106,9 +106,9 @@ pub mod random {
 
 /// Random integer workloads that fit an accelerator, and the golden answer.
 pub mod workload {
-    use hwgen::golden::packing::pack;
-    use hwgen::golden::QuantCodebook;
-    use hwgen::spec::Accelerator;
+    use kvpq_core::golden::packing::pack;
+    use kvpq_core::golden::QuantCodebook;
+    use kvpq_core::spec::Accelerator;
     use ndarray::{Array2, Array3};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;

@@ -7,9 +7,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use hwgen::commands::{build, check, estimate, explore, generate, golden, lint, report};
 use hwgen::flow::yosys::SynthMode;
-use hwgen::spec::{Accelerator, Platform};
+use hwgen_cli::commands::{
+    build, check, estimate, explore, generate, golden, lint, report, sim as simulate,
+};
+use kvpq_core::spec::{Accelerator, Platform};
 
 /// Generate, check and model FPGA accelerators for PQ-based KV-cache retrieval.
 #[derive(Parser)]
@@ -278,7 +280,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             seed,
         } => {
             let acc = load(&config)?;
-            let opts = sim::report::SimOptions {
+            let opts = simulate::SimOptions {
                 tokens,
                 queries,
                 k,
@@ -286,8 +288,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ..Default::default()
             };
             eprintln!("building the Verilator model (cached after the first run)...");
-            let report =
-                sim::report::run(&acc, &opts, &sim::default_cache()).context("simulation")?;
+            let report = simulate::run(&acc, &opts, &sim::default_cache()).context("simulation")?;
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }

@@ -5,7 +5,7 @@ use askama::Template;
 
 use super::alveo::{kernel_args, kernel_masters};
 use super::verilog::SourceFile;
-use crate::spec::Accelerator;
+use kvpq_core::spec::Accelerator;
 
 /// Numbers every HLS file is rendered from.
 #[derive(Debug, Clone)]
@@ -40,7 +40,7 @@ pub struct HlsParams {
 #[derive(Debug, Clone)]
 pub struct HlsArg {
     c_decl: String,
-    doc: &'static str,
+    doc: String,
 }
 
 impl HlsParams {
@@ -85,17 +85,17 @@ impl HlsParams {
                 .iter()
                 .map(|a| HlsArg {
                     c_decl: format!("{} {}", a.hls_type, a.name),
-                    doc: a.doc,
+                    doc: a.doc.clone(),
                 })
                 .collect(),
             pragmas: args
                 .iter()
-                .map(|a| match (a.master, depth(a.name)) {
+                .map(|a| match (a.master.as_deref(), depth(&a.name)) {
                     (Some(master), Some(depth)) => {
                         let bundle = masters
                             .iter()
                             .find(|m| m.name == master)
-                            .map_or(master, |m| m.bundle);
+                            .map_or(master, |m| m.bundle.as_str());
                         format!(
                             "m_axi port={} offset=slave bundle={bundle} depth={depth}",
                             a.name

@@ -4,7 +4,6 @@
 pub mod alveo;
 pub mod boards;
 pub mod hls;
-pub mod manifest;
 pub mod readme;
 pub mod verilog;
 
@@ -13,8 +12,9 @@ use std::path::{Path, PathBuf};
 use askama::Template;
 use thiserror::Error;
 
-use crate::spec::Accelerator;
-pub use manifest::Manifest;
+use kvpq_core::interface::Interface;
+pub use kvpq_core::manifest::Manifest;
+use kvpq_core::spec::Accelerator;
 
 /// Why a folder could not be generated.
 #[derive(Debug, Error)]
@@ -24,7 +24,7 @@ pub enum EmitError {
     Render(#[from] askama::Error),
     /// The accelerator cannot be wrapped as an Alveo kernel.
     #[error(transparent)]
-    Kernel(#[from] alveo::KernelError),
+    Kernel(#[from] kvpq_core::interface::KernelError),
     /// A board wrapper cannot be made for the accelerator.
     #[error("board {board}: {what}")]
     Board {
@@ -57,14 +57,10 @@ impl Design {
     /// (`target.platform`), the RTL kernel around the engine.
     pub fn render(acc: &Accelerator) -> Result<Self, EmitError> {
         let mut sources = verilog::render(acc)?;
-        let kernel = if acc.config().target.platform.is_alveo() {
-            let iface = alveo::KernelInterface::new(acc, acc.config().target.platform)?;
-            sources.extend(alveo::rtl::render(acc, &iface)?);
-            Some(iface)
-        } else {
-            None
-        };
-        let manifest = Manifest::new(acc, &sources, kernel);
+        if let Some(kernel) = Interface::of(acc)?.kernel {
+            sources.extend(alveo::rtl::render(acc, &kernel)?);
+        }
+        let manifest = Manifest::new(acc, &sources)?;
         Ok(Self { sources, manifest })
     }
 

@@ -2,7 +2,7 @@
 
 use askama::Template;
 
-use super::manifest::{FileEntry, Manifest};
+use kvpq_core::manifest::{FileEntry, Manifest};
 
 /// Template data of the folder README.
 #[derive(Template)]
@@ -38,7 +38,7 @@ impl<'a> FolderReadme<'a> {
             max_tokens: c.engine.max_tokens,
             content_hash: &manifest.content_hash,
             files: &manifest.files,
-            alveo: manifest.kernel.is_some(),
+            alveo: manifest.interface.kernel.is_some(),
         }
     }
 }

@@ -55,23 +55,7 @@ pub struct Ecp5Job<'a> {
     pub capacity: Ecp5Cells,
 }
 
-/// Achieved and wanted frequency of one clock.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ClockFmax {
-    /// Fmax after routing, MHz.
-    pub achieved: f64,
-    /// Constraint, MHz.
-    pub constraint: f64,
-}
-
-/// Used and available cells of one kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    /// Used.
-    pub used: u64,
-    /// On the device.
-    pub available: u64,
-}
+pub use kvpq_core::manifest::{ClockFmax, Usage};
 
 /// What nextpnr's JSON report says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,103 +3,37 @@
 //! would group them: LUTs (logic and LUT-RAM), flip-flops, BRAM18 equivalents and DSPs.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+pub use kvpq_core::manifest::{Estimate, Resources};
 
 use super::tools::{Tool, ToolError};
 
-/// Resources of one module (or of the whole design).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Resources {
-    /// LUTs, logic and memory (LUT1..LUT6, LUT-RAM and shift registers in LUT sites).
-    pub lut: u64,
-    /// Of `lut`: LUT sites used as distributed RAM or shift registers.
-    pub lutram: u64,
-    /// Flip-flops.
-    pub ff: u64,
-    /// Block RAM in 18 Kbit halves (a RAMB36 counts 2).
-    pub bram18: u64,
-    /// DSP48E2 slices.
-    pub dsp: u64,
-    /// CARRY8/CARRY4 chains (not LUTs; listed for completeness).
-    pub carry: u64,
-}
-
-impl std::ops::AddAssign for Resources {
-    fn add_assign(&mut self, o: Self) {
-        self.lut += o.lut;
-        self.lutram += o.lutram;
-        self.ff += o.ff;
-        self.bram18 += o.bram18;
-        self.dsp += o.dsp;
-        self.carry += o.carry;
-    }
-}
-
-impl Resources {
-    /// Adds `n` cells of Xilinx primitive `cell`.
-    fn add_cell(&mut self, cell: &str, n: u64) {
-        // LUT sites per distributed-RAM primitive (UltraScale+ CLB: 8 LUTs per SLICEM).
-        let lut_ram = match cell {
-            "RAM32M16" | "RAM64M8" | "RAM512X1S" => 8,
-            "RAM32M" | "RAM64M" | "RAM256X1S" | "RAM256X1D" | "RAM128X1D" => 4,
-            "RAM32X1D" | "RAM64X1D" | "RAM128X1S" => 2,
-            "RAM32X1S" | "RAM64X1S" | "SRL16E" | "SRLC16E" | "SRLC32E" => 1,
-            _ => 0,
-        };
-        if lut_ram > 0 {
-            self.lut += lut_ram * n;
-            self.lutram += lut_ram * n;
-        } else if cell.starts_with("LUT") {
-            self.lut += n;
-        } else if matches!(cell, "FDRE" | "FDSE" | "FDCE" | "FDPE") {
-            self.ff += n;
-        } else if cell == "RAMB18E2" {
-            self.bram18 += n;
-        } else if cell == "RAMB36E2" {
-            self.bram18 += 2 * n;
-        } else if cell.starts_with("DSP48") {
-            self.dsp += n;
-        } else if cell.starts_with("CARRY") {
-            self.carry += n;
-        }
-    }
-}
-
-/// The estimate of a design: per module (excluding submodules) and the total.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Estimate {
-    /// Yosys command that produced it.
-    pub flow: String,
-    /// Top module.
-    pub top: String,
-    /// Whole design.
-    pub total: Resources,
-    /// Each module's own cells, counted once per module definition.
-    pub modules: BTreeMap<String, Resources>,
-}
-
-impl fmt::Display for Estimate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "UltraScale+ estimate of {} ({})", self.top, self.flow)?;
-        writeln!(
-            f,
-            "  {:<20} {:>9} {:>9} {:>9} {:>7} {:>5}",
-            "module", "LUT", "(LUTRAM)", "FF", "BRAM18", "DSP"
-        )?;
-        let row = |f: &mut fmt::Formatter<'_>, name: &str, r: &Resources| {
-            writeln!(
-                f,
-                "  {name:<20} {:>9} {:>9} {:>9} {:>7} {:>5}",
-                r.lut, r.lutram, r.ff, r.bram18, r.dsp
-            )
-        };
-        for (name, r) in &self.modules {
-            row(f, name, r)?;
-        }
-        row(f, "total", &self.total)
+/// Adds `n` cells of Xilinx primitive `cell` to `r`.
+fn add_cell(r: &mut Resources, cell: &str, n: u64) {
+    // LUT sites per distributed-RAM primitive (UltraScale+ CLB: 8 LUTs per SLICEM).
+    let lut_ram = match cell {
+        "RAM32M16" | "RAM64M8" | "RAM512X1S" => 8,
+        "RAM32M" | "RAM64M" | "RAM256X1S" | "RAM256X1D" | "RAM128X1D" => 4,
+        "RAM32X1D" | "RAM64X1D" | "RAM128X1S" => 2,
+        "RAM32X1S" | "RAM64X1S" | "SRL16E" | "SRLC16E" | "SRLC32E" => 1,
+        _ => 0,
+    };
+    if lut_ram > 0 {
+        r.lut += lut_ram * n;
+        r.lutram += lut_ram * n;
+    } else if cell.starts_with("LUT") {
+        r.lut += n;
+    } else if matches!(cell, "FDRE" | "FDSE" | "FDCE" | "FDPE") {
+        r.ff += n;
+    } else if cell == "RAMB18E2" {
+        r.bram18 += n;
+    } else if cell == "RAMB36E2" {
+        r.bram18 += 2 * n;
+    } else if cell.starts_with("DSP48") {
+        r.dsp += n;
+    } else if cell.starts_with("CARRY") {
+        r.carry += n;
     }
 }
 
@@ -133,10 +67,10 @@ pub fn parse_xilinx_stat(log: &str, top: &str, flow: &str) -> Estimate {
         };
         let Ok(n) = n.parse::<u64>() else { continue };
         if sec == "design hierarchy" {
-            hierarchy.add_cell(cell, n);
+            add_cell(&mut hierarchy, cell, n);
         } else {
             let r = modules.entry(sec.clone()).or_default();
-            r.add_cell(cell, n);
+            add_cell(r, cell, n);
         }
     }
     let total = if seen_hierarchy {

@@ -3,129 +3,17 @@
 
 use askama::Template;
 
-use super::{KernelArg, KernelInterface, CONTROL};
+use super::{axi_master_signals, is_write_signal, master_writes, reg, KernelArg, KernelInterface};
+use crate::emit::verilog::declaration;
 use crate::emit::verilog::header::header;
-use crate::spec::{ceil_log2, Accelerator};
-
-/// Direction of a kernel port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PortDir {
-    /// Driven by the shell.
-    In,
-    /// Driven by the kernel.
-    Out,
-}
-
-/// One port of `kvpq_krnl`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KernelPort {
-    /// Verilog name, `<interface>_<signal>` for AXI ports.
-    pub name: String,
-    /// Direction.
-    pub dir: PortDir,
-    /// Width in bits.
-    pub width: u32,
-}
-
-impl KernelPort {
-    fn declaration(&self) -> String {
-        let dir = match self.dir {
-            PortDir::In => "input  wire",
-            PortDir::Out => "output wire",
-        };
-        let range = if self.width > 1 {
-            format!("[{}:0]", self.width - 1)
-        } else {
-            String::new()
-        };
-        format!("{dir} {range:<8} {}", self.name)
-    }
-}
-
-/// AXI4 master signals Vitis requires of an RTL kernel, as (signal, direction, width).
-pub fn axi_master_signals(data_bits: u32) -> Vec<(&'static str, PortDir, u32)> {
-    use PortDir::{In, Out};
-    vec![
-        ("awvalid", Out, 1),
-        ("awready", In, 1),
-        ("awaddr", Out, 64),
-        ("awlen", Out, 8),
-        ("wvalid", Out, 1),
-        ("wready", In, 1),
-        ("wdata", Out, data_bits),
-        ("wstrb", Out, data_bits / 8),
-        ("wlast", Out, 1),
-        ("bvalid", In, 1),
-        ("bready", Out, 1),
-        ("arvalid", Out, 1),
-        ("arready", In, 1),
-        ("araddr", Out, 64),
-        ("arlen", Out, 8),
-        ("rvalid", In, 1),
-        ("rready", Out, 1),
-        ("rdata", In, data_bits),
-        ("rlast", In, 1),
-    ]
-}
-
-/// AXI4-Lite slave signals of the control interface, as (signal, direction, width).
-pub fn axi_lite_signals() -> Vec<(&'static str, PortDir, u32)> {
-    use PortDir::{In, Out};
-    vec![
-        ("awvalid", In, 1),
-        ("awready", Out, 1),
-        ("awaddr", In, 12),
-        ("wvalid", In, 1),
-        ("wready", Out, 1),
-        ("wdata", In, 32),
-        ("wstrb", In, 4),
-        ("bvalid", Out, 1),
-        ("bready", In, 1),
-        ("bresp", Out, 2),
-        ("arvalid", In, 1),
-        ("arready", Out, 1),
-        ("araddr", In, 12),
-        ("rvalid", Out, 1),
-        ("rready", In, 1),
-        ("rdata", Out, 32),
-        ("rresp", Out, 2),
-    ]
-}
-
-/// Every port of `kvpq_krnl`, in declaration order.
-pub fn kernel_ports(iface: &KernelInterface) -> Vec<KernelPort> {
-    let port = |name: String, dir, width| KernelPort { name, dir, width };
-    let mut ports = vec![
-        port("ap_clk".into(), PortDir::In, 1),
-        port("ap_rst_n".into(), PortDir::In, 1),
-        port("interrupt".into(), PortDir::Out, 1),
-    ];
-    for (sig, dir, width) in axi_lite_signals() {
-        ports.push(port(format!("{CONTROL}_{sig}"), dir, width));
-    }
-    for m in &iface.masters {
-        for (sig, dir, width) in axi_master_signals(m.data_bits) {
-            ports.push(port(format!("{}_{sig}", m.name), dir, width));
-        }
-    }
-    ports
-}
-
-/// Whether an AXI master signal belongs to the write side (AW, W, B channels).
-pub fn is_write_signal(signal: &str) -> bool {
-    signal.starts_with("aw") || signal.starts_with('w') || signal.starts_with('b')
-}
-
-/// Whether the kernel writes through `master` (gmem2) rather than reads (gmem0, gmem1).
-pub fn master_writes(master: &str) -> bool {
-    master == "m_axi_gmem2"
-}
+use kvpq_core::interface::Direction;
+use kvpq_core::spec::{ceil_log2, Accelerator};
 
 /// Verilog lines tying off the side of each master the kernel does not use.
 fn tie_offs(iface: &KernelInterface) -> Vec<String> {
     let mut lines = Vec::new();
     for m in &iface.masters {
-        let writes = master_writes(m.name);
+        let writes = master_writes(&m.name);
         let mut unused_inputs = Vec::new();
         for (sig, dir, width) in axi_master_signals(m.data_bits) {
             if is_write_signal(sig) == writes {
@@ -134,11 +22,11 @@ fn tie_offs(iface: &KernelInterface) -> Vec<String> {
             let name = format!("{}_{sig}", m.name);
             match dir {
                 // Ready outputs accept anything; everything else stays idle.
-                PortDir::Out => lines.push(format!(
+                Direction::Output => lines.push(format!(
                     "assign {name} = {width}'d{};",
                     u8::from(sig.ends_with("ready"))
                 )),
-                PortDir::In => unused_inputs.push(name),
+                Direction::Input => unused_inputs.push(name),
             }
         }
         lines.push(format!(
@@ -187,10 +75,7 @@ impl KernelTopV {
             .map_or(c.engine.beat_bits, |m| m.data_bits);
         Self {
             header: header(acc, "kvpq_krnl"),
-            ports: kernel_ports(iface)
-                .iter()
-                .map(KernelPort::declaration)
-                .collect(),
+            ports: iface.ports().iter().map(|p| declaration(p, 8)).collect(),
             args: iface.args.clone(),
             tie_offs: tie_offs(iface),
             sub: w.sub_dim,
@@ -219,6 +104,10 @@ impl KernelTopV {
 pub struct ControlV {
     header: String,
     args: Vec<KernelArg>,
+    reg_ctrl: u32,
+    reg_gie: u32,
+    reg_ier: u32,
+    reg_isr: u32,
 }
 
 impl ControlV {
@@ -227,6 +116,10 @@ impl ControlV {
         Self {
             header: header(acc, "kvpq_axi_lite_ctrl"),
             args: iface.args.clone(),
+            reg_ctrl: reg::CTRL,
+            reg_gie: reg::GIE,
+            reg_ier: reg::IER,
+            reg_isr: reg::ISR,
         }
     }
 }

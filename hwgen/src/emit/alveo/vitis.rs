@@ -4,7 +4,7 @@
 use askama::Template;
 
 use super::{KernelInterface, CONTROL_RANGE};
-use crate::spec::Accelerator;
+use kvpq_core::spec::Accelerator;
 
 #[derive(Template)]
 #[template(path = "vitis/kernel.xml", escape = "none")]
@@ -22,7 +22,7 @@ struct Connectivity<'a> {
     version: &'static str,
     kernel: &'a str,
     /// (argument, HBM pseudo-channel) for every buffer argument.
-    sp: Vec<(&'static str, u32)>,
+    sp: Vec<(&'a str, u32)>,
 }
 
 #[derive(Template)]
@@ -32,7 +32,7 @@ struct PackageTcl<'a> {
     version: &'static str,
     k: &'a KernelInterface,
     sources: &'a [String],
-    busifs: Vec<&'static str>,
+    busifs: Vec<&'a str>,
 }
 
 #[derive(Template)]
@@ -67,12 +67,12 @@ impl Readme<'_> {
 }
 
 /// Buffer arguments with the HBM pseudo-channel of their master.
-fn hbm_map(k: &KernelInterface) -> Vec<(&'static str, u32)> {
+fn hbm_map(k: &KernelInterface) -> Vec<(&str, u32)> {
     k.args
         .iter()
         .filter_map(|a| {
-            let master = k.master(a.master?)?;
-            Some((a.name, master.hbm_channel))
+            let master = k.master(a.master.as_deref()?)?;
+            Some((a.name.as_str(), master.hbm_channel))
         })
         .collect()
 }
@@ -107,8 +107,8 @@ pub fn render(
                 version,
                 k,
                 sources,
-                busifs: std::iter::once(k.control)
-                    .chain(k.masters.iter().map(|m| m.name))
+                busifs: std::iter::once(k.control.as_str())
+                    .chain(k.masters.iter().map(|m| m.name.as_str()))
                     .collect(),
             }
             .render()?),
@@ -139,7 +139,7 @@ pub fn render(
             .render()?),
         ),
     ];
-    for (flavour, kernel) in [("rtl", k.rtl_kernel), ("hls", k.hls_kernel)] {
+    for (flavour, kernel) in [("rtl", &k.rtl_kernel), ("hls", &k.hls_kernel)] {
         files.push((
             format!("connectivity_{flavour}.cfg"),
             nl(Connectivity {

@@ -7,7 +7,7 @@ use super::pll::{solve, Ecp5Pll};
 use crate::emit::verilog::header::header;
 use crate::emit::EmitError;
 use crate::flow::ecp5_synth::Ecp5Cells;
-use crate::spec::Accelerator;
+use kvpq_core::spec::Accelerator;
 
 /// Top module of the board build.
 pub const TOP: &str = "kvpq_ulx3s_top";

@@ -3,56 +3,8 @@
 use askama::Template;
 
 use super::header::header;
-use crate::spec::{unsigned_bits, Accelerator};
-
-/// Field widths of the byte protocol for one accelerator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BoardFormat {
-    /// Bits of one centroid (sub_dim x centroid_bits).
-    pub centroid_bits: u32,
-    /// Bits of one query (head_dim x query_bits).
-    pub query_bits: u32,
-    /// Bits of n_tokens in the start payload.
-    pub count_bits: u32,
-    /// Bits of k in the start payload.
-    pub k_bits: u32,
-    /// Bits of one code beat.
-    pub beat_bits: u32,
-    /// Bits of a result's token index.
-    pub index_bits: u32,
-    /// Bits of a result's score.
-    pub score_bits: u32,
-    /// Bits of a result's shift.
-    pub shift_bits: u32,
-}
-
-impl BoardFormat {
-    /// The format of `acc`'s board top.
-    pub fn of(acc: &Accelerator) -> Self {
-        let c = acc.config();
-        let w = &acc.derived().widths;
-        Self {
-            centroid_bits: w.sub_dim * w.centroid_bits,
-            query_bits: c.pq.head_dim * w.query_bits,
-            count_bits: w.count_bits,
-            k_bits: w.k_bits,
-            beat_bits: c.engine.beat_bits,
-            index_bits: w.index_bits,
-            score_bits: w.score_bits,
-            shift_bits: w.shift_bits,
-        }
-    }
-
-    /// Bits of one result record `{last, shift, score, index}`.
-    pub fn record_bits(&self) -> u32 {
-        1 + self.shift_bits + self.score_bits + self.index_bits
-    }
-
-    /// Bytes of one result record.
-    pub fn record_bytes(&self) -> usize {
-        self.record_bits().div_ceil(8) as usize
-    }
-}
+use kvpq_core::interface::{board::cmd, BoardFormat, Streams};
+use kvpq_core::spec::{unsigned_bits, Accelerator};
 
 /// Template data of the byte-stream board top.
 #[derive(Template)]
@@ -80,21 +32,20 @@ pub struct BoardTopV {
     res_bits: u32,
     byte_w: u32,
     record_expr: String,
+    cmd_cb: u8,
+    cmd_query: u8,
+    cmd_start: u8,
+    cmd_beat: u8,
 }
 
 impl BoardTopV {
     /// Derives the template data from a validated accelerator.
     pub fn new(acc: &Accelerator) -> Self {
-        let f = BoardFormat::of(acc);
-        let w = &acc.derived().widths;
+        let f = BoardFormat::of(&Streams::of(acc));
         let (cb_w, q_w, beat_w) = (f.centroid_bits, f.query_bits, f.beat_bits);
-        let start_w = f.count_bits + f.k_bits;
+        let start_w = f.start_bits();
         let bytes = |bits: u32| bits.div_ceil(8);
-        let payload_bytes = [cb_w, q_w, beat_w, start_w]
-            .into_iter()
-            .map(bytes)
-            .max()
-            .unwrap_or(1);
+        let payload_bytes = f.payload_bytes();
         let record = f.record_bits();
         let res_bytes = bytes(record);
         let pad = res_bytes * 8 - record;
@@ -109,11 +60,15 @@ impl BoardTopV {
             cb_w,
             q_w,
             beat_w,
-            count_w: w.count_bits,
-            k_w: w.k_bits,
-            index_w: w.index_bits,
-            score_bits: w.score_bits,
-            shift_w: w.shift_bits,
+            count_w: f.count_bits,
+            k_w: f.k_bits,
+            index_w: f.index_bits,
+            score_bits: f.score_bits,
+            shift_w: f.shift_bits,
+            cmd_cb: cmd::CENTROID,
+            cmd_query: cmd::QUERY,
+            cmd_start: cmd::START,
+            cmd_beat: cmd::BEAT,
             cb_bytes: bytes(cb_w),
             q_bytes: bytes(q_w),
             start_bytes: bytes(start_w),

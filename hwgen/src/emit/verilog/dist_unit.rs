@@ -3,7 +3,7 @@
 use askama::Template;
 
 use super::header::header;
-use crate::spec::{unsigned_bits, Accelerator};
+use kvpq_core::spec::{unsigned_bits, Accelerator};
 
 /// Template data of the PQ distance unit.
 #[derive(Template)]

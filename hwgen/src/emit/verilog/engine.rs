@@ -3,15 +3,15 @@
 use askama::Template;
 
 use super::header::header;
-use super::ports::{engine_ports, Port};
-use crate::spec::{unsigned_bits, Accelerator};
+use kvpq_core::interface::{engine_ports, Streams};
+use kvpq_core::spec::{unsigned_bits, Accelerator};
 
 /// Template data of the engine.
 #[derive(Template)]
 #[template(path = "verilog/pq_topk_engine.v")]
 pub struct EngineV {
     header: String,
-    ports: Vec<Port>,
+    ports: Vec<(String, String)>,
     strategy: String,
     count_w: u32,
     k_w: u32,
@@ -35,7 +35,10 @@ impl EngineV {
         let w = &acc.derived().widths;
         Self {
             header: header(acc, "pq_topk_engine"),
-            ports: engine_ports(acc),
+            ports: engine_ports(&Streams::of(acc))
+                .iter()
+                .map(|p| (super::declaration(p, 10), p.doc.clone()))
+                .collect(),
             strategy: c.topk.strategy.to_string(),
             count_w: w.count_bits,
             k_w: w.k_bits,

@@ -1,6 +1,6 @@
 //! The comment block at the top of every generated file.
 
-use crate::spec::Accelerator;
+use kvpq_core::spec::Accelerator;
 
 /// Header naming the module, the generator and every parameter of the accelerator.
 pub fn header(acc: &Accelerator, module: &str) -> String {

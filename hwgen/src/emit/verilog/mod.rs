@@ -5,30 +5,38 @@ mod board_top;
 mod dist_unit;
 mod engine;
 pub(crate) mod header;
-pub mod ports;
 mod scanner;
 mod topk;
 pub mod tree;
 
 use askama::Template;
 
-use crate::spec::{Accelerator, TopKStrategy};
+use kvpq_core::interface::{Direction, Port};
+use kvpq_core::spec::{Accelerator, TopKStrategy};
 
-pub use board_top::{BoardFormat, BoardTopV};
+pub use board_top::BoardTopV;
 pub use dist_unit::DistUnitV;
 pub use engine::EngineV;
+pub use kvpq_core::interface::BoardFormat;
 pub use scanner::ScannerV;
 pub use topk::{TopKSelectV, TopKSystolicV};
 
-/// One generated source file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceFile {
-    /// Module defined by the file.
-    pub module: String,
-    /// File name, e.g. `lut_scanner.v`.
-    pub file_name: String,
-    /// File contents.
-    pub text: String,
+pub use kvpq_core::manifest::SourceFile;
+
+/// The ANSI declaration of `port`, e.g. `input  wire [511:0] code_data`, its range padded
+/// to `pad` columns.
+pub fn declaration(port: &Port, pad: usize) -> String {
+    let kind = match (port.direction, port.registered) {
+        (Direction::Input, _) => "input  wire",
+        (Direction::Output, false) => "output wire",
+        (Direction::Output, true) => "output reg ",
+    };
+    let range = if port.width > 1 {
+        format!("[{}:0]", port.width - 1)
+    } else {
+        String::new()
+    };
+    format!("{kind} {range:<pad$} {}", port.name)
 }
 
 fn file(

@@ -4,7 +4,7 @@ use askama::Template;
 
 use super::header::header;
 use super::tree::{reduction_tree, TreeLevel};
-use crate::spec::{unsigned_bits, Accelerator};
+use kvpq_core::spec::{unsigned_bits, Accelerator};
 
 /// Template data of the LUT scanner.
 #[derive(Template)]

@@ -1,4 +1,4 @@
-//! What the `hwgen` subcommands compute and print; the binary only parses arguments.
+//! One module per `hwgen` subcommand.
 
 pub mod build;
 pub mod check;
@@ -8,3 +8,4 @@ pub mod generate;
 pub mod golden;
 pub mod lint;
 pub mod report;
+pub mod sim;

@@ -6,10 +6,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::emit::Design;
-use crate::flow::lint::verilator_lint;
-use crate::flow::yosys::{synth_check, CellCounts, SynthMode};
-use crate::spec::Accelerator;
+use hwgen::emit::Design;
+use hwgen::flow::lint::verilator_lint;
+use hwgen::flow::yosys::{synth_check, CellCounts, SynthMode};
+use kvpq_core::spec::Accelerator;
 
 /// Top module the checks start from: it instantiates every other module.
 pub const CHECK_TOP: &str = "kvpq_board_top";
@@ -18,8 +18,8 @@ pub const CHECK_TOP: &str = "kvpq_board_top";
 /// instantiate the engine).
 pub fn check_tops(design: &Design) -> Vec<&'static str> {
     let mut tops = vec![CHECK_TOP];
-    if design.manifest.kernel.is_some() {
-        tops.push(crate::emit::alveo::RTL_KERNEL);
+    if design.manifest.interface.kernel.is_some() {
+        tops.push(hwgen::emit::alveo::RTL_KERNEL);
     }
     tops
 }

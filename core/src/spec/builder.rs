@@ -1,7 +1,7 @@
 //! Typed builders: the same description as the TOML file, written in Rust.
 //!
 //! ```
-//! use hwgen::spec::{AcceleratorBuilder, PqConfig, ScannerConfig, TopKConfig, EngineConfig};
+//! use kvpq_core::spec::{AcceleratorBuilder, PqConfig, ScannerConfig, TopKConfig, EngineConfig};
 //! let acc = AcceleratorBuilder::new("tiny", PqConfig::new(64, 4, 4))
 //!     .scanner(ScannerConfig::new(4))
 //!     .topk(TopKConfig::systolic(64))

@@ -7,11 +7,11 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{s, Array2, Axis};
 
-use crate::golden::packing::pack;
-use crate::golden::reference::{exact_top_k, recall, top_k_f32};
-use crate::golden::{GoldenEngine, GoldenError, PqCodebook, TrainOptions};
-use crate::spec::{Accelerator, PolicySplit};
-use crate::workload::{SyntheticKv, SyntheticSpec};
+use kvpq_core::golden::packing::pack;
+use kvpq_core::golden::reference::{exact_top_k, recall, top_k_f32};
+use kvpq_core::golden::{GoldenEngine, GoldenError, PqCodebook, TrainOptions};
+use kvpq_core::spec::{Accelerator, PolicySplit};
+use kvpq_core::workload::{SyntheticKv, SyntheticSpec};
 
 /// Options of a golden run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -174,7 +174,7 @@ pub fn run(acc: &Accelerator, opts: &GoldenOptions) -> Result<GoldenReport, Gold
         cfg.pq.m as usize,
         cfg.pq.code_bits,
         &train,
-        Some(&pb),
+        Some(&|| pb.inc(1)),
     )?;
     pb.finish_and_clear();
     let train_seconds = start.elapsed().as_secs_f64();
@@ -211,7 +211,7 @@ pub fn run(acc: &Accelerator, opts: &GoldenOptions) -> Result<GoldenReport, Gold
             m.kth_score.push(f64::from(last.score));
         }
         let lut = engine.build_lut(&qq.values)?;
-        let int_scores = crate::golden::scan::score_codes(&lut, middle_codes.view());
+        let int_scores = kvpq_core::golden::scan::score_codes(&lut, middle_codes.view());
         let unit =
             f64::from(qq.scale) * f64::from(engine.codebook().scale) * 2f64.powi(lut.shift as i32);
         let rescaled: Vec<f64> = int_scores.iter().map(|&s| f64::from(s) * unit).collect();

@@ -6,14 +6,12 @@ use std::path::Path;
 use std::time::Instant;
 
 use hwgen::emit::Design;
-use hwgen::golden::packing::pack;
-use hwgen::golden::{GoldenEngine, PqCodebook, TrainOptions};
-use hwgen::spec::Accelerator;
-use hwgen::workload::{SyntheticKv, SyntheticSpec};
+use kvpq_core::golden::packing::pack;
+use kvpq_core::golden::{GoldenEngine, PqCodebook, TrainOptions};
+use kvpq_core::spec::Accelerator;
+use kvpq_core::workload::{SyntheticKv, SyntheticSpec};
 
-use crate::build::build_model;
-use crate::driver::{EngineSim, Job, Stalls};
-use crate::error::{Result, SimError};
+use sim::{build_model, EngineSim, Job, Result, SimError, Stalls};
 
 /// Options of a simulation run.
 #[derive(Debug, Clone, Copy, PartialEq)]

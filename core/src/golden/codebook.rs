@@ -1,7 +1,6 @@
 //! PQ codebooks: training (k-means per subspace), encoding keys to codes, and quantizing the
 //! centroids to the integers the hardware holds.
 
-use indicatif::ProgressBar;
 use ndarray::{s, Array2, Array3, ArrayView2, Axis};
 use rayon::prelude::*;
 
@@ -40,13 +39,13 @@ pub struct PqCodebook {
 impl PqCodebook {
     /// Trains M codebooks of 2^`code_bits` centroids on the rows of `keys` (N x D).
     ///
-    /// `progress`, if given, is advanced once per Lloyd iteration of any subspace.
+    /// `progress`, if given, is called once per Lloyd iteration of any subspace.
     pub fn train(
         keys: ArrayView2<f32>,
         m: usize,
         code_bits: u32,
         opts: &TrainOptions,
-        progress: Option<&ProgressBar>,
+        progress: Option<&(dyn Fn() + Sync)>,
     ) -> Result<Self, GoldenError> {
         let (_, dim) = keys.dim();
         if m == 0 || dim % m != 0 {

@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use hwgen::spec::{Accelerator, AcceleratorConfig, TopKConfig, TopKStrategy};
+use hwgen_cli::commands::sim::{run, SimOptions, SimReport};
+use kvpq_core::spec::{Accelerator, AcceleratorConfig, TopKConfig, TopKStrategy};
 use sim::default_cache;
-use sim::report::{run, SimOptions, SimReport};
 
 fn example(name: &str) -> AcceleratorConfig {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/{name}.toml"));

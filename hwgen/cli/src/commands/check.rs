@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::spec::{Accelerator, TopKStrategy};
+use kvpq_core::spec::{Accelerator, TopKStrategy};
 
 /// Context lengths the cycle table shows besides `max_tokens`.
 const TABLE_TOKENS: [u32; 3] = [4096, 32768, 131072];
@@ -122,7 +122,7 @@ pub fn describe(acc: &Accelerator) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{AcceleratorBuilder, EngineConfig, PqConfig, ScannerConfig, TopKConfig};
+    use kvpq_core::spec::{AcceleratorBuilder, EngineConfig, PqConfig, ScannerConfig, TopKConfig};
 
     #[test]
     fn describes_widths_and_cycles() {

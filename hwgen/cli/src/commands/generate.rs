@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::emit::alveo::{kernel_rtl_files, vitis};
-use crate::emit::{hls, write_files, Design, EmitError};
-use crate::spec::Accelerator;
+use hwgen::emit::alveo::{kernel_rtl_files, vitis};
+use hwgen::emit::{hls, write_files, Design, EmitError};
+use kvpq_core::spec::Accelerator;
 
 /// Renders `acc` and writes the folder `out_dir`; returns the written paths.
 pub fn write_design(
@@ -33,7 +33,7 @@ pub fn write_vitis(
     design: &Design,
     dir: &Path,
 ) -> Result<Vec<PathBuf>, EmitError> {
-    let Some(kernel) = &design.manifest.kernel else {
+    let Some(kernel) = &design.manifest.interface.kernel else {
         return Ok(Vec::new());
     };
     let files = vitis::render(acc, kernel, &kernel_rtl_files(design))?;

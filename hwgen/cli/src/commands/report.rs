@@ -7,92 +7,72 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::build::Ecp5Record;
 use super::estimate::read_manifest;
-use crate::flow::ecp5::Usage;
-use crate::flow::xilinx::Estimate;
-use crate::spec::{Accelerator, AcceleratorConfig};
+use kvpq_core::manifest::{Ecp5Record, Usage};
+use kvpq_core::spec::Accelerator;
 
 /// Renders the report of the folder `dir`.
 pub fn run(dir: &Path) -> Result<String> {
     let m = read_manifest(dir)?;
-    let cfg = &m["config"];
-    let name = cfg["name"]
-        .as_str()
-        .context("manifest has no config.name")?;
-    let lanes = cfg["scanner"]["lanes"]
-        .as_u64()
-        .context("manifest has no scanner.lanes")?;
-    let clock = cfg["target"]["clock_mhz"].as_f64().unwrap_or(0.0);
+    let acc = m.accelerator().context("manifest `config`")?;
+    let c = &m.config;
+    let lanes = c.scanner.lanes;
     let mut out = String::new();
     let o = &mut out;
     let _ = writeln!(
         o,
-        "`{name}` ({}): head_dim {} m {} code_bits {} lut_bits {} | {lanes} lanes | topk {} k_max {} | target {} @ {clock} MHz",
-        m["generator"].as_str().unwrap_or("?"),
-        cfg["pq"]["head_dim"],
-        cfg["pq"]["m"],
-        cfg["pq"]["code_bits"],
-        cfg["quant"]["lut_bits"],
-        cfg["topk"]["strategy"].as_str().unwrap_or("?"),
-        cfg["topk"]["k_max"],
-        cfg["target"]["platform"].as_str().unwrap_or("?"),
+        "`{}` ({}): head_dim {} m {} code_bits {} lut_bits {} | {lanes} lanes | topk {} k_max {} | target {} @ {} MHz",
+        c.name,
+        m.generator,
+        c.pq.head_dim,
+        c.pq.m,
+        c.pq.code_bits,
+        c.quant.lut_bits,
+        c.topk.strategy,
+        c.topk.k_max,
+        c.target.platform,
+        c.target.clock_mhz,
     );
-    let cycles = &m["derived"]["cycles"];
+    let cycles = &m.derived.cycles;
     let _ = writeln!(
         o,
         "cycle model: LUT build {} cycles, scanner depth {} cycles; content hash {}",
-        cycles["lut_build"],
-        cycles["scan_depth"],
-        m["content_hash"].as_str().unwrap_or("?")
+        cycles.lut_build, cycles.scan_depth, m.content_hash
     );
-    let xcup = m["estimates"]["xcup"].as_object();
-    match xcup {
-        None if m.get("ecp5").is_none() => {
+    if m.estimates.is_empty() && m.ecp5.is_none() {
+        let _ = writeln!(
+            o,
+            "no resource numbers yet: `hwgen estimate {}` (UltraScale+) or `hwgen build \
+             CONFIG --target ecp5` (ECP5 bitstream)",
+            dir.display()
+        );
+    }
+    for e in m.estimates.xcup.values() {
+        let _ = write!(o, "{e}");
+        let t = e.total;
+        let per = |v: u64| v as f64 / f64::from(lanes);
+        let _ = writeln!(
+            o,
+            "  per lane (total / {lanes}): {:.0} LUT, {:.0} FF, {:.1} BRAM18, {:.2} DSP",
+            per(t.lut),
+            per(t.ff),
+            per(t.bram18),
+            per(t.dsp)
+        );
+        if let Some(s) = e.modules.get("lut_scanner") {
             let _ = writeln!(
                 o,
-                "no resource numbers yet: `hwgen estimate {}` (UltraScale+) or `hwgen build \
-                 CONFIG --target ecp5` (ECP5 bitstream)",
-                dir.display()
+                "  scanner per lane: {:.0} LUT ({:.0} as LUT-RAM), {:.0} FF, {:.1} BRAM18, {:.2} DSP",
+                per(s.lut),
+                per(s.lutram),
+                per(s.ff),
+                per(s.bram18),
+                per(s.dsp)
             );
         }
-        None => {}
-        Some(tops) => {
-            for (top, value) in tops {
-                let e: Estimate = serde_json::from_value(value.clone())
-                    .with_context(|| format!("manifest estimates.xcup.{top}"))?;
-                let _ = write!(o, "{e}");
-                let t = e.total;
-                let per = |v: u64| v as f64 / lanes as f64;
-                let _ = writeln!(
-                    o,
-                    "  per lane (total / {lanes}): {:.0} LUT, {:.0} FF, {:.1} BRAM18, {:.2} DSP",
-                    per(t.lut),
-                    per(t.ff),
-                    per(t.bram18),
-                    per(t.dsp)
-                );
-                if let Some(s) = e.modules.get("lut_scanner") {
-                    let _ = writeln!(
-                        o,
-                        "  scanner per lane: {:.0} LUT ({:.0} as LUT-RAM), {:.0} FF, {:.1} BRAM18, {:.2} DSP",
-                        per(s.lut),
-                        per(s.lutram),
-                        per(s.ff),
-                        per(s.bram18),
-                        per(s.dsp)
-                    );
-                }
-            }
-        }
     }
-    if let Some(ecp5) = m.get("ecp5") {
-        let r: Ecp5Record =
-            serde_json::from_value(ecp5.clone()).context("manifest `ecp5` record")?;
-        let config: AcceleratorConfig = serde_json::from_value(cfg.clone())
-            .context("manifest `config` is not a valid description")?;
-        let acc = Accelerator::new(config).context("manifest `config` does not validate")?;
-        write_ecp5(o, &acc, &r);
+    if let Some(r) = &m.ecp5 {
+        write_ecp5(o, &acc, r);
     }
     Ok(out)
 }

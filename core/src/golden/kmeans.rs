@@ -2,7 +2,6 @@
 //! given seed whatever the thread count: points are processed in fixed-size chunks and the
 //! chunks' partial sums are added in chunk order.
 
-use indicatif::ProgressBar;
 use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -56,11 +55,11 @@ pub fn nearest(x: ArrayView1<f32>, centroids: ArrayView2<f32>) -> (usize, f32) {
 
 /// Clusters the rows of `data` into `opts.k` groups.
 ///
-/// `progress`, if given, is advanced once per Lloyd iteration.
+/// `progress`, if given, is called once per Lloyd iteration.
 pub fn kmeans(
     data: ArrayView2<f32>,
     opts: &KMeansOptions,
-    progress: Option<&ProgressBar>,
+    progress: Option<&(dyn Fn() + Sync)>,
 ) -> Result<KMeans, GoldenError> {
     let (n, dim) = data.dim();
     if n < opts.k || opts.k == 0 {
@@ -110,8 +109,8 @@ pub fn kmeans(
             }
         }
         centroids = next;
-        if let Some(pb) = progress {
-            pb.inc(1);
+        if let Some(tick) = progress {
+            tick();
         }
         let improved = inertia - step.inertia;
         inertia = step.inertia;

@@ -7,34 +7,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
 
-use super::estimate::{read_manifest, write_manifest};
-use crate::emit::boards::ulx3s;
-use crate::emit::{write_files, Design};
-use crate::flow::ecp5::{self, ClockFmax, Ecp5Job, Step, Usage};
-use crate::spec::{Accelerator, Platform};
-
-/// What `hwgen build` records under `ecp5` in manifest.json.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Ecp5Record {
-    /// Board the constraints are for.
-    pub board: String,
-    /// nextpnr device arguments.
-    pub device: String,
-    /// Top module of the bitstream.
-    pub top: String,
-    /// Bitstream file in the folder.
-    pub bitstream: String,
-    /// The core clock: its net, achieved Fmax and the PLL frequency it was placed for (MHz).
-    pub core_clock: String,
-    /// Fmax and constraint of the core clock.
-    pub fmax: ClockFmax,
-    /// Cells used and available, per nextpnr cell type.
-    pub utilization: std::collections::BTreeMap<String, Usage>,
-    /// Wall-clock seconds per step.
-    pub seconds: Vec<(String, f64)>,
-}
+use hwgen::emit::boards::ulx3s;
+use hwgen::emit::{write_files, Design};
+use hwgen::flow::ecp5::{self, Ecp5Job, Step};
+use kvpq_core::manifest::Ecp5Record;
+use kvpq_core::spec::{Accelerator, Platform};
 
 /// Where `hwgen build` puts the folder of `design`: `<root>/<name>-<first 12 hash digits>`.
 pub fn build_dir(root: &Path, design: &Design) -> PathBuf {
@@ -137,11 +115,8 @@ pub fn run(
             .map(|(s, t)| (s.label().to_string(), *t))
             .collect(),
     };
-    let mut manifest = read_manifest(&dir)?;
-    manifest
-        .as_object_mut()
-        .context("manifest.json is not a JSON object")?
-        .insert("ecp5".into(), serde_json::to_value(&record)?);
-    write_manifest(&dir, &manifest)?;
+    let mut manifest = design.manifest.clone();
+    manifest.ecp5 = Some(record.clone());
+    manifest.write(&dir)?;
     Ok((dir, record))
 }

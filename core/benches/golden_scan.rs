@@ -11,9 +11,9 @@ use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
 use std::path::Path;
 
-use hwgen::golden::packing::pack;
-use hwgen::golden::{GoldenEngine, QuantCodebook};
-use hwgen::spec::{Accelerator, AcceleratorConfig};
+use kvpq_core::golden::packing::pack;
+use kvpq_core::golden::{GoldenEngine, QuantCodebook};
+use kvpq_core::spec::{Accelerator, AcceleratorConfig};
 
 const N: usize = 128 * 1024;
 

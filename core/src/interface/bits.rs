@@ -1,4 +1,5 @@
-//! Packing integers into port words (little-endian 32-bit words, fields LSB first).
+//! Packing integers into port words (little-endian 32-bit words, fields LSB first), as every
+//! stream of the interface carries them.
 
 /// Packs `values` as consecutive two's-complement fields of `bits` bits into 32-bit words.
 pub fn pack_fields(values: impl IntoIterator<Item = i64>, bits: u32, total_bits: u32) -> Vec<u32> {

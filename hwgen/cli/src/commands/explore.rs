@@ -14,9 +14,9 @@ use rayon::prelude::*;
 use serde::Deserialize;
 
 use super::golden::{self, GoldenOptions};
-use crate::emit::Design;
-use crate::flow::ecp5_synth::{synth_ecp5_cells, Ecp5Cells};
-use crate::spec::{Accelerator, AcceleratorConfig, TopKStrategy};
+use hwgen::emit::Design;
+use hwgen::flow::ecp5_synth::{synth_ecp5_cells, Ecp5Cells};
+use kvpq_core::spec::{Accelerator, AcceleratorConfig, TopKStrategy};
 
 /// Largest k the systolic unit takes (per-lane queues).
 const SYSTOLIC_K_LIMIT: u32 = 256;

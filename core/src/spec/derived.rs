@@ -1,7 +1,7 @@
 //! The derived view of a validated accelerator: every width, the code packing and the cycle
 //! model. Emitters, the golden model and the runtime all read these numbers from here.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::config::{AcceleratorConfig, TopKStrategy};
 
@@ -25,7 +25,7 @@ pub fn unsigned_bits(v: u64) -> u32 {
 }
 
 /// Signed widths of the datapath, in bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Widths {
     /// D / M: dimensions per subspace.
     pub sub_dim: u32,
@@ -91,7 +91,7 @@ impl Widths {
 }
 
 /// How codes are packed into memory beats (DESIGN.md section 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeLayout {
     /// Subspaces M (codes per token).
     pub m: u32,
@@ -136,7 +136,7 @@ impl CodeLayout {
 }
 
 /// On-chip storage the engine needs, in bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Storage {
     /// Quantized codebooks: M * K * (D/M) * CB.
     pub codebook_bits: u64,
@@ -179,7 +179,7 @@ impl Storage {
 /// stops at N, not at the end of the last beat; the top-k unit finishes query i before it
 /// accepts scores of query i+1. The `select` drain assumes no extra ties at the threshold
 /// (each extra score equal to T costs one cycle).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CycleModel {
     /// Parallel lanes of the scanner.
     pub lanes: u32,
@@ -294,7 +294,7 @@ impl CycleModel {
 pub const DEFAULT_RADIX_BITS: u32 = 4;
 
 /// Everything derived from a validated description.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Derived {
     /// Datapath widths.
     pub widths: Widths,

@@ -1,12 +1,12 @@
 //! The port list of `pq_topk_engine`: rendered into the Verilog, written into the manifest,
 //! and read by the simulation and runtime drivers, so all of them agree by construction.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::spec::Accelerator;
+use super::Streams;
 
 /// Direction of a port, seen from the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// Driven by the environment.
@@ -16,49 +16,29 @@ pub enum Direction {
 }
 
 /// One port of the engine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Port {
     /// Verilog name.
-    pub name: &'static str,
+    pub name: String,
     /// Direction.
     pub direction: Direction,
     /// Width in bits.
     pub width: u32,
     /// Whether the engine drives it from a register (`output reg`).
-    #[serde(skip)]
     pub registered: bool,
     /// What it carries.
-    pub doc: &'static str,
-}
-
-impl Port {
-    /// The Verilog declaration, e.g. `input  wire [511:0] code_data`.
-    pub fn declaration(&self) -> String {
-        let kind = match (self.direction, self.registered) {
-            (Direction::Input, _) => "input  wire",
-            (Direction::Output, false) => "output wire",
-            (Direction::Output, true) => "output reg ",
-        };
-        let range = if self.width > 1 {
-            format!("[{}:0]", self.width - 1)
-        } else {
-            String::new()
-        };
-        format!("{kind} {range:<10} {}", self.name)
-    }
+    pub doc: String,
 }
 
 /// Every port of the engine, in declaration order.
-pub fn engine_ports(acc: &Accelerator) -> Vec<Port> {
+pub fn engine_ports(s: &Streams) -> Vec<Port> {
     use Direction::{Input as I, Output as O};
-    let c = acc.config();
-    let w = &acc.derived().widths;
-    let p = |name, direction, width, registered, doc| Port {
-        name,
+    let p = |name: &str, direction, width, registered, doc: &str| Port {
+        name: name.into(),
         direction,
         width,
         registered,
-        doc,
+        doc: doc.into(),
     };
     vec![
         p("clk", I, 1, false, "clock"),
@@ -74,7 +54,7 @@ pub fn engine_ports(acc: &Accelerator) -> Vec<Port> {
         p(
             "cb_data",
             I,
-            w.sub_dim * w.centroid_bits,
+            s.cb_data,
             false,
             "one centroid, entries m*K+c in order, element j at [j*CB +: CB]",
         ),
@@ -89,7 +69,7 @@ pub fn engine_ports(acc: &Accelerator) -> Vec<Port> {
         p(
             "q_data",
             I,
-            c.pq.head_dim * w.query_bits,
+            s.q_data,
             false,
             "quantized query, element i at [i*QB +: QB]",
         ),
@@ -103,11 +83,11 @@ pub fn engine_ports(acc: &Accelerator) -> Vec<Port> {
         p(
             "n_tokens",
             I,
-            w.count_bits,
+            s.n_tokens,
             false,
             "tokens to scan (clamped to max_tokens)",
         ),
-        p("k", I, w.k_bits, false, "results wanted (clamped to k_max)"),
+        p("k", I, s.k, false, "results wanted (clamped to k_max)"),
         p("busy", O, 1, false, "a query is in flight"),
         p("done", O, 1, true, "pulse after the query's last result"),
         p("code_valid", I, 1, false, "code beat stream: valid"),
@@ -115,7 +95,7 @@ pub fn engine_ports(acc: &Accelerator) -> Vec<Port> {
         p(
             "code_data",
             I,
-            c.engine.beat_bits,
+            s.code_data,
             false,
             "one beat of packed codes (DESIGN.md section 4)",
         ),
@@ -124,14 +104,14 @@ pub fn engine_ports(acc: &Accelerator) -> Vec<Port> {
         p(
             "res_index",
             O,
-            w.index_bits,
+            s.res_index,
             false,
             "token index of the result",
         ),
         p(
             "res_score",
             O,
-            w.score_bits,
+            s.res_score,
             false,
             "integer score of the result (signed)",
         ),
@@ -139,14 +119,14 @@ pub fn engine_ports(acc: &Accelerator) -> Vec<Port> {
         p(
             "res_shift",
             O,
-            w.shift_bits,
+            s.res_shift,
             true,
             "LUT shift of the query (valid with its results)",
         ),
         p(
             "res_count",
             O,
-            w.k_bits,
+            s.res_count,
             true,
             "results of the query: min(k, n_tokens)",
         ),

@@ -1,0 +1,401 @@
+//! The Alveo kernel's interface: AXI ports, kernel arguments, the control register map and
+//! the ap_ctrl bits, the result layout. The RTL kernel, `kernel.xml`, the connectivity
+//! config, the HLS pragmas, the simulated host and the runtime all read this one table.
+
+use serde::{Deserialize, Serialize};
+
+use super::ports::{Direction, Port};
+use crate::spec::{Accelerator, Platform};
+
+/// Name of the packaged RTL kernel (and of its top module).
+pub const RTL_KERNEL: &str = "kvpq_krnl";
+/// Name of the HLS kernel (and of its top function).
+pub const HLS_KERNEL: &str = "pq_topk_kernel";
+/// Name of the AXI4-Lite control interface.
+pub const CONTROL: &str = "s_axi_control";
+/// Bytes of the control register space (a 12-bit address).
+pub const CONTROL_RANGE: u32 = 0x1000;
+/// Words of the result header written at the start of `out`: `{shift, count}`.
+pub const OUT_HEADER_WORDS: u32 = 1;
+/// Byte offset of the first argument register (ap_ctrl_hs owns `0x00..0x10`).
+pub const ARGS_BASE: u32 = 0x10;
+/// Bytes between argument registers: every argument gets a 64-bit slot.
+pub const ARG_STRIDE: u32 = 8;
+/// Bits of the control interface's byte address.
+pub const CONTROL_ADDR_BITS: u32 = 12;
+
+/// Byte offsets of the ap_ctrl_hs registers in the control space.
+pub mod reg {
+    /// ap_ctrl: start, done, idle, ready ([`super::ap_ctrl`]).
+    pub const CTRL: u32 = 0x00;
+    /// Global interrupt enable (bit 0).
+    pub const GIE: u32 = 0x04;
+    /// IP interrupt enable: bit 0 done, bit 1 ready.
+    pub const IER: u32 = 0x08;
+    /// IP interrupt status: bit 0 done, bit 1 ready; writing 1 toggles a bit.
+    pub const ISR: u32 = 0x0c;
+}
+
+/// Bits of the ap_ctrl register (XRT's ap_ctrl_hs convention).
+pub mod ap_ctrl {
+    /// Written 1 by the host to start a run; cleared by the kernel when it takes the run.
+    pub const START: u32 = 1 << 0;
+    /// The run ended; cleared when the host reads ap_ctrl.
+    pub const DONE: u32 = 1 << 1;
+    /// No run in flight.
+    pub const IDLE: u32 = 1 << 2;
+    /// The kernel can take new arguments; cleared when the host reads ap_ctrl.
+    pub const READY: u32 = 1 << 3;
+}
+
+/// One AXI4 master of the kernel; each maps to one HBM pseudo-channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AxiMaster {
+    /// Interface name, e.g. `m_axi_gmem0` (ports are `<name>_<signal>`).
+    pub name: String,
+    /// HLS bundle name (`gmem0`).
+    pub bundle: String,
+    /// Data width in bits.
+    pub data_bits: u32,
+    /// HBM pseudo-channel the connectivity config maps it to.
+    pub hbm_channel: u32,
+    /// What travels on it.
+    pub doc: String,
+}
+
+/// How an argument is passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArgKind {
+    /// A device buffer: a 64-bit address register; the data moves over `master`.
+    Buffer,
+    /// A 32-bit scalar register.
+    Scalar,
+}
+
+/// One kernel argument, in XRT's argument order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelArg {
+    /// Argument name (also the register name).
+    pub name: String,
+    /// Position in `xrtRunSetArg` / `kernel.xml`.
+    pub id: u32,
+    /// Buffer or scalar.
+    pub kind: ArgKind,
+    /// Byte offset of its register in the control space.
+    pub offset: u32,
+    /// Register bytes: 8 for buffers, 4 for scalars.
+    pub size: u32,
+    /// AXI master of a buffer (`None` for scalars).
+    pub master: Option<String>,
+    /// C type in `kernel.xml`.
+    pub c_type: String,
+    /// C++ type in the HLS kernel's signature.
+    pub hls_type: String,
+    /// Layout of the buffer or meaning of the scalar.
+    pub doc: String,
+}
+
+/// The kernel interface of one accelerator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelInterface {
+    /// Platform it was generated for.
+    pub platform: Platform,
+    /// Vitis platform (shell) name the Makefile defaults to.
+    pub vitis_platform: String,
+    /// Vivado part of the packaging project.
+    pub part: String,
+    /// RTL kernel name.
+    pub rtl_kernel: String,
+    /// HLS kernel name.
+    pub hls_kernel: String,
+    /// AXI4-Lite control interface (ap_ctrl_hs).
+    pub control: String,
+    /// AXI4 masters.
+    pub masters: Vec<AxiMaster>,
+    /// Arguments, in order.
+    pub args: Vec<KernelArg>,
+    /// Control-register layout: `0x00` ap_ctrl (bit 0 ap_start, 1 ap_done (clear on read),
+    /// 2 ap_idle, 3 ap_ready (clear on read)), `0x04` global interrupt enable, `0x08` IP
+    /// interrupt enable (bit 0 done, bit 1 ready), `0x0c` IP interrupt status (write 1 to
+    /// toggle); then the arguments.
+    pub control_doc: String,
+    /// Layout of `out`.
+    pub out_doc: String,
+}
+
+/// Why a kernel interface cannot be built for an accelerator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KernelError {
+    /// The platform is not an Alveo card.
+    #[error("target.platform = {0}: the Vitis project needs an Alveo platform (u280 or u55c)")]
+    NotAlveo(Platform),
+    /// The code beat is wider than an AXI4 master may be in Vitis.
+    #[error(
+        "engine.beat_bits = {0}: the Alveo kernel reads one beat per AXI transfer and Vitis \
+         AXI4 masters are at most 1024 bits wide"
+    )]
+    BeatTooWide(u32),
+}
+
+/// Widest AXI4 data bus Vitis accepts on a kernel master.
+pub const MAX_AXI_BITS: u32 = 1024;
+
+impl KernelInterface {
+    /// The interface of `acc` on `platform`.
+    pub fn new(acc: &Accelerator, platform: Platform) -> Result<Self, KernelError> {
+        let (vitis_platform, part) = match platform {
+            Platform::U280 => (
+                "xilinx_u280_gen3x16_xdma_1_202211_1",
+                "xcu280-fsvh2892-2L-e",
+            ),
+            Platform::U55c => (
+                "xilinx_u55c_gen3x16_xdma_3_202210_1",
+                "xcu55c-fsvh2892-2L-e",
+            ),
+            other => return Err(KernelError::NotAlveo(other)),
+        };
+        let beat = acc.config().engine.beat_bits;
+        if beat > MAX_AXI_BITS {
+            return Err(KernelError::BeatTooWide(beat));
+        }
+        let masters = kernel_masters(acc);
+        let args = kernel_args();
+        Ok(Self {
+            platform,
+            vitis_platform: vitis_platform.into(),
+            part: part.into(),
+            rtl_kernel: RTL_KERNEL.into(),
+            hls_kernel: HLS_KERNEL.into(),
+            control: CONTROL.into(),
+            masters,
+            args,
+            control_doc: "0x00 ap_ctrl: bit 0 ap_start, bit 1 ap_done (clear on read), bit 2 \
+                          ap_idle, bit 3 ap_ready (clear on read); 0x04 global interrupt \
+                          enable; 0x08 interrupt enable (bit 0 done, bit 1 ready); 0x0c \
+                          interrupt status (write 1 to toggle); arguments from 0x10, 8 bytes \
+                          apart (buffers: low word, then high word)"
+                .into(),
+            out_doc: "out[0] = count | shift << 32; out[1 + i] = index | (uint32)score << 32 for \
+                      i < count, best first (DESIGN.md section 3 order)"
+                .into(),
+        })
+    }
+
+    /// The argument called `name`.
+    pub fn arg(&self, name: &str) -> Option<&KernelArg> {
+        self.args.iter().find(|a| a.name == name)
+    }
+
+    /// The master called `name`.
+    pub fn master(&self, name: &str) -> Option<&AxiMaster> {
+        self.masters.iter().find(|m| m.name == name)
+    }
+}
+
+/// The AXI4 masters of the kernel (RTL and HLS alike) for `acc`.
+pub fn kernel_masters(acc: &Accelerator) -> Vec<AxiMaster> {
+    let beat = acc.config().engine.beat_bits;
+    vec![
+        AxiMaster {
+            name: "m_axi_gmem0".into(),
+            bundle: "gmem0".into(),
+            data_bits: 32,
+            hbm_channel: 0,
+            doc: "reads the codebook and the query (32-bit words)".into(),
+        },
+        AxiMaster {
+            name: "m_axi_gmem1".into(),
+            bundle: "gmem1".into(),
+            // Beats are stored as whole 64-bit words (manifest.packing), so a 32-bit beat
+            // travels as one 64-bit transfer whose high half is padding.
+            data_bits: beat.max(64),
+            hbm_channel: 1,
+            doc: "reads the packed code beats, one beat per transfer".into(),
+        },
+        AxiMaster {
+            name: "m_axi_gmem2".into(),
+            bundle: "gmem2".into(),
+            data_bits: 64,
+            hbm_channel: 2,
+            doc: "writes the results (64-bit words)".into(),
+        },
+    ]
+}
+
+/// The kernel's arguments, in order (the same for every accelerator; sizes live in the
+/// manifest).
+pub fn kernel_args() -> Vec<KernelArg> {
+    use ArgKind::{Buffer, Scalar};
+    let arg =
+        |name: &str, id, kind, master: Option<&str>, c_type: &str, hls_type: &str, doc: &str| {
+            KernelArg {
+                name: name.into(),
+                id,
+                kind,
+                // ap_ctrl_hs registers take 0x00..0x10; every argument gets an 8-byte slot.
+                offset: ARGS_BASE + ARG_STRIDE * id,
+                size: if kind == Buffer { 8 } else { 4 },
+                master: master.map(String::from),
+                c_type: c_type.into(),
+                hls_type: hls_type.into(),
+                doc: doc.into(),
+            }
+        };
+    vec![
+        arg(
+            "codebook",
+            0,
+            Buffer,
+            Some("m_axi_gmem0"),
+            "int*",
+            "const int32_t*",
+            "M*K*SUB int32 centroid integers, [m][c][j]; read only when load_codebook != 0",
+        ),
+        arg(
+            "query",
+            1,
+            Buffer,
+            Some("m_axi_gmem0"),
+            "int*",
+            "const int32_t*",
+            "head_dim int32 quantized query integers",
+        ),
+        arg(
+            "codes",
+            2,
+            Buffer,
+            Some("m_axi_gmem1"),
+            "unsigned long*",
+            "const uint64_t*",
+            "packed code beats as manifest.packing lays them out (words_per_beat uint64 words \
+             per beat), ceil(n_tokens / tokens_per_beat) beats",
+        ),
+        arg(
+            "out",
+            3,
+            Buffer,
+            Some("m_axi_gmem2"),
+            "unsigned long*",
+            "uint64_t*",
+            "1 + k_max uint64 words: out[0] = count | shift << 32, out[1 + i] = index | \
+             (uint32)score << 32",
+        ),
+        arg(
+            "n_tokens",
+            4,
+            Scalar,
+            None,
+            "uint",
+            "uint32_t",
+            "tokens to scan (clamped to engine.max_tokens)",
+        ),
+        arg(
+            "k",
+            5,
+            Scalar,
+            None,
+            "uint",
+            "uint32_t",
+            "results wanted (clamped to topk.k_max)",
+        ),
+        arg(
+            "load_codebook",
+            6,
+            Scalar,
+            None,
+            "uint",
+            "uint32_t",
+            "non-zero: read the codebook into the engine before the query (once per head)",
+        ),
+    ]
+}
+
+/// AXI4 master signals Vitis requires of an RTL kernel, as (signal, direction seen from the
+/// kernel, width).
+pub fn axi_master_signals(data_bits: u32) -> Vec<(&'static str, Direction, u32)> {
+    use Direction::{Input as In, Output as Out};
+    vec![
+        ("awvalid", Out, 1),
+        ("awready", In, 1),
+        ("awaddr", Out, 64),
+        ("awlen", Out, 8),
+        ("wvalid", Out, 1),
+        ("wready", In, 1),
+        ("wdata", Out, data_bits),
+        ("wstrb", Out, data_bits / 8),
+        ("wlast", Out, 1),
+        ("bvalid", In, 1),
+        ("bready", Out, 1),
+        ("arvalid", Out, 1),
+        ("arready", In, 1),
+        ("araddr", Out, 64),
+        ("arlen", Out, 8),
+        ("rvalid", In, 1),
+        ("rready", Out, 1),
+        ("rdata", In, data_bits),
+        ("rlast", In, 1),
+    ]
+}
+
+/// AXI4-Lite slave signals of the control interface, as (signal, direction seen from the
+/// kernel, width).
+pub fn axi_lite_signals() -> Vec<(&'static str, Direction, u32)> {
+    use Direction::{Input as In, Output as Out};
+    vec![
+        ("awvalid", In, 1),
+        ("awready", Out, 1),
+        ("awaddr", In, CONTROL_ADDR_BITS),
+        ("wvalid", In, 1),
+        ("wready", Out, 1),
+        ("wdata", In, 32),
+        ("wstrb", In, 4),
+        ("bvalid", Out, 1),
+        ("bready", In, 1),
+        ("bresp", Out, 2),
+        ("arvalid", In, 1),
+        ("arready", Out, 1),
+        ("araddr", In, CONTROL_ADDR_BITS),
+        ("rvalid", Out, 1),
+        ("rready", In, 1),
+        ("rdata", Out, 32),
+        ("rresp", Out, 2),
+    ]
+}
+
+/// Whether an AXI master signal belongs to the write side (AW, W, B channels).
+pub fn is_write_signal(signal: &str) -> bool {
+    signal.starts_with("aw") || signal.starts_with('w') || signal.starts_with('b')
+}
+
+/// Whether the kernel writes through `master` (gmem2) rather than reads (gmem0, gmem1).
+pub fn master_writes(master: &str) -> bool {
+    master == "m_axi_gmem2"
+}
+
+impl KernelInterface {
+    /// Every port of the RTL kernel, in declaration order.
+    pub fn ports(&self) -> Vec<Port> {
+        let port = |name: String, direction, width| Port {
+            name,
+            direction,
+            width,
+            registered: false,
+            doc: String::new(),
+        };
+        let mut ports = vec![
+            port("ap_clk".into(), Direction::Input, 1),
+            port("ap_rst_n".into(), Direction::Input, 1),
+            port("interrupt".into(), Direction::Output, 1),
+        ];
+        for (sig, dir, width) in axi_lite_signals() {
+            ports.push(port(format!("{}_{sig}", self.control), dir, width));
+        }
+        for m in &self.masters {
+            for (sig, dir, width) in axi_master_signals(m.data_bits) {
+                ports.push(port(format!("{}_{sig}", m.name), dir, width));
+            }
+        }
+        ports
+    }
+}
