@@ -34,7 +34,7 @@ impl Stalls {
 pub struct Job<'a> {
     /// Quantized query (head_dim values).
     pub query: &'a [i32],
-    /// Packed code words (DESIGN.md section 4), at least beats_for(n_tokens) beats.
+    /// Packed code words (docs/design.md section 4), at least beats_for(n_tokens) beats.
     pub beats: &'a [u64],
     /// Tokens to scan.
     pub n_tokens: usize,

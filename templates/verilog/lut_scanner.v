@@ -1,5 +1,5 @@
 {{ header }}
-// lut_scanner: LANES tokens per cycle, initiation interval 1 (DESIGN.md section 5).
+// lut_scanner: LANES tokens per cycle, initiation interval 1 (docs/design.md section 5).
 //   score[t] = sum over m of LUT[m][code[t][m]], exact, SW-bit signed.
 // Every lane owns a copy of the M LUT banks (one read per bank per cycle); each bank holds both
 // LUT buffers (address MSB = buffer), so the next query's LUT is written while this one is read.
@@ -21,7 +21,7 @@ module lut_scanner (
     input  wire                       start_buf,
     input  wire [{{ count_w - 1 }}:0]              n_tokens,
     output wire                       busy,
-    // Code beats (DESIGN.md section 4)
+    // Code beats (docs/design.md section 4)
     input  wire                       code_valid,
     output wire                       code_ready,
     input  wire [{{ beat_bits - 1 }}:0]             code_data,

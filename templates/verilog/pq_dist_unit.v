@@ -1,5 +1,5 @@
 {{ header }}
-// pq_dist_unit: builds the normalized LUT of one query (DESIGN.md section 3).
+// pq_dist_unit: builds the normalized LUT of one query (docs/design.md section 3).
 //   For every subspace m and centroid c: acc[m][c] = sum_j q[m*SUB + j] * C[m][c][j],
 //   then one block-floating-point shift: lut = acc >>> shift, shift = max(0, bitlen(max|acc|) - (LB-1)).
 // The MACs work on groups of MACS consecutive centroids of one subspace, one element per cycle.

@@ -1,6 +1,6 @@
 {{ header }}
 // pq_topk_engine: PQ distance unit + LUT scanner + top-k ({{ strategy }}) behind one control
-// interface (DESIGN.md section 5).
+// interface (docs/design.md section 5).
 //   - Load codebooks on cb_* (once per KV head), then send queries on q_*.
 //   - The LUT of a query is built as soon as a LUT buffer is free, so the next query's LUT is
 //     built while the current query is scanned (double buffering).

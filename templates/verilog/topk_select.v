@@ -1,5 +1,5 @@
 {{ header }}
-// topk_select: exact top-k for large k by threshold selection (DESIGN.md section 5).
+// topk_select: exact top-k for large k by threshold selection (docs/design.md section 5).
 //   scan    : the LANES scores of every cycle are written to an on-chip score buffer.
 //   select  : {{ digits }} pass(es) over the buffer find T, the count-th largest score, {{ radix_bits }} bit(s) per
 //             pass: 2^R-1 candidate thresholds per lane are counted in parallel.

@@ -1,5 +1,5 @@
 {{ header }}
-// topk_systolic: exact top-k for small k (DESIGN.md section 5).
+// topk_systolic: exact top-k for small k (docs/design.md section 5).
 // One shift-register priority queue of KMAX entries per lane takes one score per cycle; a lane
 // sees its tokens in increasing index order, so a new score goes behind equal ones (strict >).
 // After flush, a comparator tree over the lane heads emits the best remaining entry per cycle:

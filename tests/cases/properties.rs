@@ -1,5 +1,5 @@
 //! Property tests over random valid descriptions and random data: the golden model obeys
-//! DESIGN.md section 3 and agrees with a plain, independent re-statement of it.
+//! docs/design.md section 3 and agrees with a plain, independent re-statement of it.
 
 use kvpq_core::golden::fixed::quantize;
 use kvpq_core::golden::packing::{pack, unpack};

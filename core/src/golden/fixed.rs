@@ -1,4 +1,4 @@
-//! The fixed-point rules of DESIGN.md section 3: quantization of queries and codebooks and
+//! The fixed-point rules of docs/design.md section 3: quantization of queries and codebooks and
 //! the block-floating-point shift of the LUT. The RTL and HLS implement exactly these.
 //!
 //! Host arithmetic is IEEE f32 with round-to-nearest: `scale = max_abs / (2^(bits-1) - 1)`

@@ -1,4 +1,4 @@
-//! LUT build and normalization (DESIGN.md section 3): exact integer dot products of the
+//! LUT build and normalization (docs/design.md section 3): exact integer dot products of the
 //! query's sub-vectors with every centroid, then one block-floating-point shift for the
 //! whole table.
 

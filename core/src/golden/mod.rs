@@ -1,5 +1,5 @@
 //! The golden model: the software reference every hardware implementation is bit-exact to
-//! (DESIGN.md section 3), plus the float reference and recall used to judge quality.
+//! (docs/design.md section 3), plus the float reference and recall used to judge quality.
 
 pub mod codebook;
 pub mod engine;

@@ -1,4 +1,4 @@
-//! Code packing (DESIGN.md section 4): token i of a beat at bits [i*M*b, (i+1)*M*b), code m of
+//! Code packing (docs/design.md section 4): token i of a beat at bits [i*M*b, (i+1)*M*b), code m of
 //! a token at bits [m*b, (m+1)*b), little-endian; unused high bits and the tail of the last
 //! beat are zero. A beat lives in host memory as `words_per_beat` little-endian u64 words.
 

@@ -1,4 +1,4 @@
-//! Exact top-k in the order of DESIGN.md section 3: score descending, then smaller token
+//! Exact top-k in the order of docs/design.md section 3: score descending, then smaller token
 //! index first; fewer than k tokens return them all.
 
 use std::cmp::Ordering;

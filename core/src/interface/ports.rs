@@ -97,7 +97,7 @@ pub fn engine_ports(s: &Streams) -> Vec<Port> {
             I,
             s.code_data,
             false,
-            "one beat of packed codes (DESIGN.md section 4)",
+            "one beat of packed codes (docs/design.md section 4)",
         ),
         p("res_valid", O, 1, false, "result stream: valid"),
         p("res_ready", I, 1, false, "result stream: ready"),

@@ -48,7 +48,7 @@ pub struct PqConfig {
     pub code_bits: u32,
 }
 
-/// Fixed-point widths (DESIGN.md section 3).
+/// Fixed-point widths (docs/design.md section 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuantConfig {
@@ -86,7 +86,7 @@ pub struct ScannerConfig {
     pub lanes: u32,
 }
 
-/// Top-k strategy (DESIGN.md section 5).
+/// Top-k strategy (docs/design.md section 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TopKStrategy {
@@ -124,7 +124,7 @@ pub struct TopKConfig {
 pub struct EngineConfig {
     /// Longest code stream (tokens) one query may scan.
     pub max_tokens: u32,
-    /// Width W of one code beat in bits (DESIGN.md section 4).
+    /// Width W of one code beat in bits (docs/design.md section 4).
     #[serde(default = "default_beat_bits")]
     pub beat_bits: u32,
 }

@@ -14,7 +14,7 @@ pub fn ceil_log2(n: u64) -> u32 {
     }
 }
 
-/// Bit length of `v` (0 for 0), as in DESIGN.md section 3.
+/// Bit length of `v` (0 for 0), as in docs/design.md section 3.
 pub fn bit_length(v: u64) -> u32 {
     64 - v.leading_zeros()
 }
@@ -90,7 +90,7 @@ impl Widths {
     }
 }
 
-/// How codes are packed into memory beats (DESIGN.md section 4).
+/// How codes are packed into memory beats (docs/design.md section 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeLayout {
     /// Subspaces M (codes per token).
@@ -172,7 +172,7 @@ impl Storage {
     }
 }
 
-/// Cycles the engine spends per query (DESIGN.md section 6), counted from the generated RTL
+/// Cycles the engine spends per query (docs/design.md section 6), counted from the generated RTL
 /// and checked against its Verilator model (`hwgen sim`, the co-simulation benches).
 ///
 /// The LUT of query i+1 is built while query i is scanned (two LUT buffers); the scanner

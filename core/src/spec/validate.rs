@@ -13,7 +13,7 @@ use super::error::{ConfigError, RuleViolation};
 pub const MAX_ACC_BITS: u32 = 48;
 /// Widest score accepted: results carry scores as 32-bit signed words.
 pub const MAX_SCORE_BITS: u32 = 32;
-/// Largest k of the `systolic` strategy (DESIGN.md section 5).
+/// Largest k of the `systolic` strategy (docs/design.md section 5).
 pub const MAX_SYSTOLIC_K: u32 = 256;
 /// Token indices travel as 32-bit words; one bit is kept free for the count.
 pub const MAX_TOKENS_LIMIT: u32 = 1 << 30;

@@ -2,7 +2,7 @@
 // pq: head_dim=128 m=2 code_bits=6 (K=64) | quant: query_bits=8 centroid_bits=8 lut_bits=16
 // units: macs=32 lanes=42 topk=select k_max=8192 | engine: max_tokens=131072 beat_bits=512 | target: u55c @ 250 MHz
 // widths: acc=22 lut=16 score=17 shift=3 index=17 count=18 k=14
-// lut_scanner: LANES tokens per cycle, initiation interval 1 (DESIGN.md section 5).
+// lut_scanner: LANES tokens per cycle, initiation interval 1 (docs/design.md section 5).
 //   score[t] = sum over m of LUT[m][code[t][m]], exact, SW-bit signed.
 // Every lane owns a copy of the M LUT banks (one read per bank per cycle); each bank holds both
 // LUT buffers (address MSB = buffer), so the next query's LUT is written while this one is read.
@@ -24,7 +24,7 @@ module lut_scanner (
     input  wire                       start_buf,
     input  wire [17:0]              n_tokens,
     output wire                       busy,
-    // Code beats (DESIGN.md section 4)
+    // Code beats (docs/design.md section 4)
     input  wire                       code_valid,
     output wire                       code_ready,
     input  wire [511:0]             code_data,

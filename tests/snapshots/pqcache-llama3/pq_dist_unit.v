@@ -2,7 +2,7 @@
 // pq: head_dim=128 m=2 code_bits=6 (K=64) | quant: query_bits=8 centroid_bits=8 lut_bits=16
 // units: macs=32 lanes=42 topk=select k_max=8192 | engine: max_tokens=131072 beat_bits=512 | target: u55c @ 250 MHz
 // widths: acc=22 lut=16 score=17 shift=3 index=17 count=18 k=14
-// pq_dist_unit: builds the normalized LUT of one query (DESIGN.md section 3).
+// pq_dist_unit: builds the normalized LUT of one query (docs/design.md section 3).
 //   For every subspace m and centroid c: acc[m][c] = sum_j q[m*SUB + j] * C[m][c][j],
 //   then one block-floating-point shift: lut = acc >>> shift, shift = max(0, bitlen(max|acc|) - (LB-1)).
 // The MACs work on groups of MACS consecutive centroids of one subspace, one element per cycle.

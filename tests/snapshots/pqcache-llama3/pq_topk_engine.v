@@ -3,7 +3,7 @@
 // units: macs=32 lanes=42 topk=select k_max=8192 | engine: max_tokens=131072 beat_bits=512 | target: u55c @ 250 MHz
 // widths: acc=22 lut=16 score=17 shift=3 index=17 count=18 k=14
 // pq_topk_engine: PQ distance unit + LUT scanner + top-k (select) behind one control
-// interface (DESIGN.md section 5).
+// interface (docs/design.md section 5).
 //   - Load codebooks on cb_* (once per KV head), then send queries on q_*.
 //   - The LUT of a query is built as soon as a LUT buffer is free, so the next query's LUT is
 //     built while the current query is scanned (double buffering).
@@ -28,7 +28,7 @@ module pq_topk_engine (
     output reg             done,  // pulse after the query's last result
     input  wire            code_valid,  // code beat stream: valid
     output wire            code_ready,  // code beat stream: ready
-    input  wire [511:0]    code_data,  // one beat of packed codes (DESIGN.md section 4)
+    input  wire [511:0]    code_data,  // one beat of packed codes (docs/design.md section 4)
     output wire            res_valid,  // result stream: valid
     input  wire            res_ready,  // result stream: ready
     output wire [16:0]     res_index,  // token index of the result

@@ -2,7 +2,7 @@
 // pq: head_dim=128 m=2 code_bits=6 (K=64) | quant: query_bits=8 centroid_bits=8 lut_bits=16
 // units: macs=32 lanes=42 topk=select k_max=8192 | engine: max_tokens=131072 beat_bits=512 | target: u55c @ 250 MHz
 // widths: acc=22 lut=16 score=17 shift=3 index=17 count=18 k=14
-// topk_select: exact top-k for large k by threshold selection (DESIGN.md section 5).
+// topk_select: exact top-k for large k by threshold selection (docs/design.md section 5).
 //   scan    : the LANES scores of every cycle are written to an on-chip score buffer.
 //   select  : 5 pass(es) over the buffer find T, the count-th largest score, 4 bit(s) per
 //             pass: 2^R-1 candidate thresholds per lane are counted in parallel.
