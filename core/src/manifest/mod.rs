@@ -376,3 +376,163 @@ fn first_difference<T: Serialize>(found: &T, derived: &T) -> String {
     );
     walk("", &a, &b).unwrap_or_else(|| "values differ".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{
+        AcceleratorBuilder, EngineConfig, Platform, PqConfig, ScannerConfig, TargetConfig,
+        TopKConfig,
+    };
+
+    fn manifest(platform: Platform) -> Manifest {
+        let acc = AcceleratorBuilder::new("tiny", PqConfig::new(16, 2, 4))
+            .scanner(ScannerConfig::new(4))
+            .topk(TopKConfig::systolic(64))
+            .engine(EngineConfig::new(1024))
+            .target(TargetConfig::new(platform, 200.0))
+            .build()
+            .unwrap();
+        let files = [SourceFile {
+            module: "pq_topk_engine".into(),
+            file_name: "pq_topk_engine.v".into(),
+            text: "module pq_topk_engine; endmodule\n".into(),
+        }];
+        Manifest::new(&acc, &files).unwrap()
+    }
+
+    fn edited(m: &Manifest, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+        let mut v = serde_json::to_value(m).unwrap();
+        edit(&mut v);
+        v.to_string()
+    }
+
+    fn refused(text: &str) -> String {
+        Manifest::from_json(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn round_trips_with_records() {
+        for platform in [Platform::Generic, Platform::Ecp5, Platform::U55c] {
+            let mut m = manifest(platform);
+            m.ecp5 = Some(Ecp5Record {
+                board: "ulx3s".into(),
+                device: "--85k".into(),
+                top: "kvpq_ulx3s_top".into(),
+                bitstream: "x.bit".into(),
+                core_clock: "clk".into(),
+                fmax: ClockFmax {
+                    achieved: 93.0,
+                    constraint: 75.0,
+                },
+                utilization: [(
+                    "DP16KD".to_string(),
+                    Usage {
+                        used: 24,
+                        available: 208,
+                    },
+                )]
+                .into(),
+                seconds: vec![("synth".into(), 15.0)],
+            });
+            assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn refuses_missing_and_mistyped_fields_by_name() {
+        let m = manifest(Platform::Generic);
+        let e = refused(&edited(&m, |v| {
+            v["config"]["scanner"]
+                .as_object_mut()
+                .unwrap()
+                .remove("lanes");
+        }));
+        assert!(e.contains("config.scanner") && e.contains("lanes"), "{e}");
+        let e = refused(&edited(&m, |v| {
+            v["config"]["scanner"]["lanes"] = "4".into()
+        }));
+        assert!(e.contains("config.scanner.lanes"), "{e}");
+        let e = refused(&edited(&m, |v| v["derived"]["widths"] = 3.into()));
+        assert!(e.contains("derived.widths"), "{e}");
+        assert!(refused("{").contains("not JSON"));
+    }
+
+    #[test]
+    fn refuses_newer_and_unversioned_manifests() {
+        let m = manifest(Platform::Generic);
+        let e = refused(&edited(&m, |v| v["format_version"] = 99.into()));
+        assert!(e.contains("format_version") && e.contains("99"), "{e}");
+        let e = refused(&edited(&m, |v| {
+            v.as_object_mut().unwrap().remove("format_version");
+        }));
+        assert!(e.contains("format_version"), "{e}");
+    }
+
+    #[test]
+    fn refuses_what_the_description_does_not_derive() {
+        let m = manifest(Platform::U55c);
+        let e = refused(&edited(&m, |v| v["config"]["scanner"]["lanes"] = 0.into()));
+        assert!(e.contains("scanner.lanes"), "{e}");
+        let e = refused(&edited(&m, |v| {
+            v["derived"]["widths"]["score_bits"] = 40.into();
+        }));
+        assert!(e.contains("`derived`") && e.contains("score_bits"), "{e}");
+        let e = refused(&edited(&m, |v| {
+            v["interface"]["ports"][7]["width"] = 1.into()
+        }));
+        assert!(
+            e.contains("`interface`") && e.contains("ports[7].width"),
+            "{e}"
+        );
+        let e = refused(&edited(&m, |v| {
+            v["interface"]["kernel"]["args"][0]["offset"] = 0.into();
+        }));
+        assert!(e.contains("kernel.args[0].offset"), "{e}");
+    }
+
+    #[test]
+    fn refuses_impossible_build_records() {
+        let mut m = manifest(Platform::Ecp5);
+        let record = |achieved: f64, used: u64| Ecp5Record {
+            board: "ulx3s".into(),
+            device: "--85k".into(),
+            top: "top".into(),
+            bitstream: "x.bit".into(),
+            core_clock: "clk".into(),
+            fmax: ClockFmax {
+                achieved,
+                constraint: 75.0,
+            },
+            utilization: [(
+                "TRELLIS_COMB".to_string(),
+                Usage {
+                    used,
+                    available: 83640,
+                },
+            )]
+            .into(),
+            seconds: vec![],
+        };
+        m.ecp5 = Some(record(-42.0, 10));
+        assert!(refused(&m.to_json()).contains("ecp5.fmax.achieved"));
+        m.ecp5 = Some(record(93.0, u64::MAX));
+        assert!(refused(&m.to_json()).contains("ecp5.utilization.TRELLIS_COMB"));
+    }
+
+    #[test]
+    fn verifies_files_against_their_hashes() {
+        let m = manifest(Platform::Generic);
+        let dir = std::env::temp_dir().join(format!("kvpq-manifest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pq_topk_engine.v");
+        std::fs::write(&path, "module pq_topk_engine; endmodule\n").unwrap();
+        m.verify_files(&dir).unwrap();
+        std::fs::write(&path, "module pq_topk_engine; wire x; endmodule\n").unwrap();
+        let e = m.verify_files(&dir).unwrap_err().to_string();
+        assert!(e.contains("SHA-256"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        assert!(m.verify_files(&dir).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
