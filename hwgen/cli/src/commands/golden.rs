@@ -157,7 +157,7 @@ pub fn run(acc: &Accelerator, opts: &GoldenOptions) -> Result<GoldenReport, Gold
     let kv = SyntheticKv::generate(&spec);
 
     // PQCache trains on the prefill keys: all of them.
-    let k = 1usize << cfg.pq.code_bits;
+    let k = acc.derived().widths.codebook_size as usize;
     let pb = progress_bar(
         opts.progress,
         (cfg.pq.m as usize * opts.kmeans_iters) as u64,

@@ -3,6 +3,7 @@
 use askama::Template;
 
 use super::header::header;
+use kvpq_core::interface::Streams;
 use kvpq_core::spec::{unsigned_bits, Accelerator};
 
 /// Template data of the PQ distance unit.
@@ -58,6 +59,7 @@ impl DistUnitV {
             (s, 0) => format!("group_q[{}:0]", s - 1),
             (s, t) => format!("{{ group_q[{}:0], {t}'d0 }}", s - 1),
         };
+        let streams = Streams::of(acc);
         Self {
             header: header(acc, "pq_dist_unit"),
             m,
@@ -71,8 +73,8 @@ impl DistUnitV {
             macs,
             groups,
             code_bits: c.pq.code_bits,
-            cb_data_w: w.sub_dim * w.centroid_bits,
-            q_data_w: c.pq.head_dim * w.query_bits,
+            cb_data_w: streams.cb_data,
+            q_data_w: streams.q_data,
             m_w,
             shift_w: w.shift_bits,
             len_w: unsigned_bits(u64::from(w.acc_bits)),
