@@ -28,9 +28,6 @@ pub enum BuildError {
     /// A tool failed or is missing.
     #[error(transparent)]
     Tool(#[from] ToolError),
-    /// The target's files could not be rendered.
-    #[error(transparent)]
-    Emit(#[from] EmitError),
     /// The tools ran but what they produced (or what was asked of them) is unusable.
     #[error("{0}")]
     Flow(String),
@@ -133,4 +130,20 @@ pub fn for_platform(platform: Platform) -> Option<Box<dyn Target>> {
 /// Every target, in the order reports list them.
 pub fn all() -> Vec<Box<dyn Target>> {
     vec![Box::new(Alveo), Box::new(Ecp5)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_target_has_its_template_folder_under_its_name() {
+        let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
+        for t in all() {
+            assert!(templates.join(t.name()).is_dir(), "templates/{}", t.name());
+        }
+        assert_eq!(for_platform(Platform::U55c).unwrap().name(), "alveo");
+        assert_eq!(for_platform(Platform::Ecp5).unwrap().name(), "ecp5");
+        assert!(for_platform(Platform::Generic).is_none());
+    }
 }

@@ -1,6 +1,7 @@
 //! `hwgen report DIR`: what a generated folder's manifest knows, as tables: the design, its
-//! cycle model, every UltraScale+ estimate (per lane as well), and the ECP5 build: used and
-//! available resources, Fmax, projected tokens/s and latency per query.
+//! cycle model, then each target's section (`Target::report`): every UltraScale+ estimate
+//! (per lane as well), and the ECP5 build: used and available resources, Fmax, projected
+//! tokens/s and latency per query.
 
 use std::fmt::Write;
 use std::path::Path;
