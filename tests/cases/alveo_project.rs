@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hwgen::emit::alveo::{ArgKind, KernelInterface};
+use hwgen::targets::alveo::{ArgKind, KernelInterface};
 use hwgen_cli::commands::generate;
 use kvpq_core::spec::{Accelerator, Platform};
 use kvpq_tests::random::small_accelerators;
@@ -29,13 +29,24 @@ fn read(path: &Path) -> String {
 fn generate_project(acc: &Accelerator) -> (PathBuf, KernelInterface) {
     let dir = out_dir(&acc.config().name);
     let (design, _) = generate::write_design(acc, &dir).expect("generate");
-    generate::write_hls(acc, &dir.join("hls")).expect("hls");
-    let written = generate::write_vitis(acc, &design, &dir.join("vitis")).expect("vitis");
+    let written = generate::write_target(acc, &design, &dir, false).expect("alveo files");
+    let count = |sub: &str| {
+        written
+            .iter()
+            .filter(|p| p.starts_with(dir.join(sub)))
+            .count()
+    };
     assert_eq!(
-        written.len(),
+        count("hls"),
+        3,
+        "kernel, parameter header, C simulation harness"
+    );
+    assert_eq!(
+        count("vitis"),
         6,
         "kernel.xml, tcl, Makefile, README, 2 configs"
     );
+    assert_eq!(written.len(), 9, "nothing else");
     let kernel = design
         .manifest
         .interface

@@ -3,10 +3,8 @@
 //! prints them with the projections. The example descriptions take much longer; they run
 //! with `KVPQ_ECP5_EXAMPLES=1 cargo test -p kvpq-tests --test ecp5_build -- --nocapture`.
 
-use hwgen::emit::boards::ulx3s;
-use hwgen::flow::ecp5;
-use hwgen::flow::ecp5_synth::Ecp5Cells;
 use hwgen::flow::lint::verilator_lint;
+use hwgen::targets::ecp5::{self, flow, synth::Ecp5Cells, ulx3s};
 use hwgen_cli::commands::{build, report};
 use kvpq_core::spec::Platform;
 use kvpq_core::spec::{
@@ -35,7 +33,9 @@ fn small(clock_mhz: f64) -> Accelerator {
 #[test]
 fn small_design_builds_a_bitstream_and_reports_it() {
     let root = scratch("small");
-    let (dir, record) = build::run(&small(100.0), &root, 1, true).expect("ECP5 flow");
+    let (dir, manifest) =
+        build::run(&small(100.0), Platform::Ecp5, &root, 1, true).expect("ECP5 flow");
+    let record = manifest.ecp5.expect("the build records the bitstream");
     let bit = std::fs::read(dir.join(&record.bitstream)).unwrap();
     // ECP5 bitstreams carry the preamble 0xBDB3 after their comment header.
     assert!(
@@ -94,28 +94,17 @@ fn an_over_full_device_stops_after_synthesis() {
     design.write(&dir).unwrap();
     let board = ulx3s::render(&acc).unwrap();
     hwgen::emit::write_files(&dir, &board).unwrap();
-    let mut files = design.verilog_files();
-    files.extend(
-        board
-            .iter()
-            .map(|(n, _)| n.clone())
-            .filter(|n| n.ends_with(".v")),
-    );
-    let job = ecp5::Ecp5Job {
-        dir: &dir,
-        files: &files,
-        top: ulx3s::TOP,
-        lpf: ulx3s::LPF,
-        device: &ulx3s::NEXTPNR_DEVICE,
-        seed: 1,
+    let files = ecp5::files(&design.verilog_files());
+    let job = flow::Ecp5Job {
         capacity: Ecp5Cells {
             lut4: 100,
             ff: 1_000_000,
             bram: 10,
             dsp: 10,
         },
+        ..ulx3s::job(&dir, &files, 1)
     };
-    let err = ecp5::build(&job, |_, _| {}).unwrap_err().to_string();
+    let err = flow::build(&job, |_, _| {}).unwrap_err().to_string();
     assert!(
         err.contains("does not fit") && err.contains("LUT4 sites: needs"),
         "{err}"
@@ -132,7 +121,7 @@ fn example_bitstreams_when_asked() {
     let root = scratch("examples");
     for path in kvpq_tests::example_paths() {
         let acc = Accelerator::from_toml_file(&path).unwrap();
-        match build::run(&acc, &root, 1, false) {
+        match build::run(&acc, Platform::Ecp5, &root, 1, false) {
             Ok((dir, _)) => println!("{}", report::run(&dir).unwrap()),
             Err(e) => println!("{}: {e:#}", path.display()),
         }

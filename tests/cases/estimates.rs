@@ -2,7 +2,7 @@
 //! xcup` runs, the estimate lands in manifest.json, per-module numbers add up to the total,
 //! and `hwgen report` prints it per lane.
 
-use hwgen::flow::xilinx::Resources;
+use hwgen::targets::alveo::estimate::{Estimate, Resources};
 use hwgen_cli::commands::{estimate, generate, report};
 use kvpq_core::spec::{Accelerator, Platform};
 use kvpq_tests::random::small_accelerators;
@@ -45,7 +45,7 @@ fn estimate_is_recorded_and_reported() {
 
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
-    let recorded: hwgen::flow::xilinx::Estimate =
+    let recorded: Estimate =
         serde_json::from_value(manifest["estimates"]["xcup"]["pq_topk_engine"].clone()).unwrap();
     assert_eq!(recorded, engine);
     assert!(manifest["estimates"]["xcup"]["kvpq_krnl"].is_object());

@@ -40,7 +40,8 @@ enum Command {
         #[arg(long)]
         hls: bool,
         /// Target platform, overriding the config's `target.platform`. For u280 and u55c the
-        /// RTL kernel, the HLS kernel (OUT/hls) and the Vitis project (OUT/vitis) are emitted.
+        /// RTL kernel, the HLS kernel (OUT/hls) and the Vitis project (OUT/vitis) are emitted;
+        /// for ecp5 the ULX3S board files.
         #[arg(long, value_parser = parse_platform)]
         target: Option<Platform>,
     },
@@ -74,12 +75,14 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Build a bitstream with the open flow (Yosys, nextpnr-ecp5, ecppack) for the ULX3S
-    /// (ECP5-85k) into OUT/<name>-<hash>/, recording Fmax and utilization in its manifest.
+    /// Generate a design with its target's files into OUT/<name>-<hash>/ and run the target's
+    /// flow: for ecp5 a ULX3S (ECP5-85k) bitstream with the open flow (Yosys, nextpnr-ecp5,
+    /// ecppack), recording Fmax and utilization; for u280/u55c the UltraScale+ estimate
+    /// (xclbins are built with Vitis from the folder's vitis/ project).
     Build {
         /// TOML description.
         config: PathBuf,
-        /// Target: ecp5 (Alveo xclbins are built with Vitis from `hwgen generate --target`).
+        /// Target platform: ecp5, u280 or u55c.
         #[arg(long, value_parser = parse_platform)]
         target: Platform,
         /// Folder the build folder goes into.
@@ -190,14 +193,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     format!("config {} for --target {platform}", config.display())
                 })?;
             }
-            let alveo = acc.config().target.platform.is_alveo();
             let (design, mut paths) = generate::write_design(&acc, &out)?;
-            if hls || alveo {
-                paths.extend(generate::write_hls(&acc, &out.join("hls"))?);
-            }
-            if alveo {
-                paths.extend(generate::write_vitis(&acc, &design, &out.join("vitis"))?);
-            }
+            paths.extend(generate::write_target(&acc, &design, &out, hls)?);
             for path in paths {
                 println!("wrote {}", path.display());
             }
@@ -210,16 +207,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out,
             seed,
         } => {
-            if target != Platform::Ecp5 {
-                anyhow::bail!(
-                    "--target {target}: `hwgen build` runs the open ECP5 flow; for Alveo cards \
-                     run `hwgen generate --target {target}` and `make` in its vitis/ folder"
-                );
-            }
             let acc = load(&config)?;
-            let (dir, _) = build::run(&acc, &out, seed, !std::io::stderr().is_terminal())?;
+            let (dir, _) = build::run(&acc, target, &out, seed, !std::io::stderr().is_terminal())?;
             print!("{}", report::run(&dir)?);
-            println!("bitstream folder: {}", dir.display());
+            println!("build folder: {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Explore { space, out } => {

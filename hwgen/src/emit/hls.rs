@@ -3,9 +3,13 @@
 
 use askama::Template;
 
-use super::alveo::{kernel_args, kernel_masters};
 use super::verilog::SourceFile;
+use super::EmitError;
+use kvpq_core::interface::alveo::{kernel_args, kernel_masters};
 use kvpq_core::spec::Accelerator;
+
+/// Folder (inside the design's) the HLS files are written into.
+pub const DIR: &str = "hls";
 
 /// Numbers every HLS file is rendered from.
 #[derive(Debug, Clone)]
@@ -150,4 +154,12 @@ pub fn render(acc: &Accelerator) -> Result<Vec<SourceFile>, askama::Error> {
         )?,
         file("csim_main", "csim_main.cpp", CsimCpp { p: &p }.render())?,
     ])
+}
+
+/// [`render`]'s files as `(path inside the design folder, text)`, under [`DIR`].
+pub fn files(acc: &Accelerator) -> Result<Vec<(String, String)>, EmitError> {
+    Ok(render(acc)?
+        .into_iter()
+        .map(|f| (format!("{DIR}/{}", f.file_name), f.text))
+        .collect())
 }

@@ -1,8 +1,7 @@
 //! Emitters: turn a validated accelerator into a folder of files (Verilog, its manifest and a
-//! README; HLS and platform projects follow the same pattern).
+//! README; the HLS kernel follows the same pattern). Platform files are rendered by
+//! [`crate::targets`].
 
-pub mod alveo;
-pub mod boards;
 pub mod hls;
 pub mod readme;
 pub mod verilog;
@@ -12,7 +11,6 @@ use std::path::{Path, PathBuf};
 use askama::Template;
 use thiserror::Error;
 
-use kvpq_core::interface::Interface;
 pub use kvpq_core::manifest::Manifest;
 use kvpq_core::spec::Accelerator;
 
@@ -53,12 +51,12 @@ pub struct Design {
 }
 
 impl Design {
-    /// Renders every file of `acc`: the engine, the board top and, for an Alveo target
-    /// (`target.platform`), the RTL kernel around the engine.
+    /// Renders every file of `acc`: the engine, the board top and what the target of
+    /// `target.platform` adds to the design (for Alveo, the RTL kernel around the engine).
     pub fn render(acc: &Accelerator) -> Result<Self, EmitError> {
         let mut sources = verilog::render(acc)?;
-        if let Some(kernel) = Interface::of(acc)?.kernel {
-            sources.extend(alveo::rtl::render(acc, &kernel)?);
+        if let Some(target) = crate::targets::for_platform(acc.config().target.platform) {
+            sources.extend(target.sources(acc)?);
         }
         let manifest = Manifest::new(acc, &sources)?;
         Ok(Self { sources, manifest })
@@ -90,7 +88,8 @@ impl Design {
     }
 }
 
-/// Writes `(name, text)` files into `dir` (created if missing); returns the paths.
+/// Writes `(name, text)` files into `dir` (created if missing); returns the paths. A name may
+/// hold a folder (`vitis/Makefile`), which is created too.
 pub fn write_files(dir: &Path, files: &[(String, String)]) -> Result<Vec<PathBuf>, EmitError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -101,6 +100,9 @@ pub fn write_files(dir: &Path, files: &[(String, String)]) -> Result<Vec<PathBuf
         .iter()
         .map(|(name, text)| {
             let path = dir.join(name);
+            if let Some(parent) = path.parent().filter(|p| *p != dir) {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
             std::fs::write(&path, text).map_err(io(&path))?;
             Ok(path)
         })

@@ -1,11 +1,9 @@
-//! Running the external tools on generated RTL: Verilator lint, Yosys synthesis checks and
-//! UltraScale+ resource estimates.
+//! Running the external tools every target shares on generated RTL: finding them, Verilator
+//! lint and Yosys synthesis checks. Platform flows (UltraScale+ estimates, the ECP5 bitstream)
+//! live with their target in [`crate::targets`].
 
-pub mod ecp5;
-pub mod ecp5_synth;
 pub mod lint;
 pub mod tools;
-pub mod xilinx;
 pub mod yosys;
 
 pub use tools::{Tool, ToolError};

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::golden::{self, GoldenOptions};
 use hwgen::emit::Design;
-use hwgen::flow::ecp5_synth::{synth_ecp5_cells, Ecp5Cells};
+use hwgen::targets::ecp5::synth::{synth_ecp5_cells, Ecp5Cells};
 use kvpq_core::spec::{Accelerator, AcceleratorConfig, TopKStrategy};
 
 /// Largest k the systolic unit takes (per-lane queues).

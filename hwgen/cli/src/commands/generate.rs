@@ -1,10 +1,11 @@
 //! `hwgen generate`: writes the Verilog of an accelerator, its manifest and a README; the
-//! HLS kernel on request; for Alveo targets also the HLS kernel and the Vitis project.
+//! HLS kernel on request; and the files of its platform's target (for Alveo, the HLS kernel
+//! and the Vitis project; for ECP5, the ULX3S board files).
 
 use std::path::{Path, PathBuf};
 
-use hwgen::emit::alveo::{kernel_rtl_files, vitis};
 use hwgen::emit::{hls, write_files, Design, EmitError};
+use hwgen::targets;
 use kvpq_core::spec::Accelerator;
 
 /// Renders `acc` and writes the folder `out_dir`; returns the written paths.
@@ -17,25 +18,23 @@ pub fn write_design(
     Ok((design, paths))
 }
 
-/// Writes the HLS kernel, its parameter header and the C simulation harness into `dir`.
-pub fn write_hls(acc: &Accelerator, dir: &Path) -> Result<Vec<PathBuf>, EmitError> {
-    let files: Vec<(String, String)> = hls::render(acc)?
-        .into_iter()
-        .map(|f| (f.file_name, f.text))
-        .collect();
-    write_files(dir, &files)
-}
-
-/// Writes the Vitis project of an Alveo design into `dir` (normally `<rtl folder>/vitis`,
-/// since the Makefile and the packaging script find the Verilog in `..`).
-pub fn write_vitis(
+/// Writes the files of the target of `acc`'s platform beside `design` in `dir` (for Alveo,
+/// `hls/` and `vitis/`, whose Makefile finds the Verilog in `..`), and the HLS kernel under
+/// `dir/hls` when `hls` asks for it; returns the written paths.
+pub fn write_target(
     acc: &Accelerator,
     design: &Design,
     dir: &Path,
+    hls: bool,
 ) -> Result<Vec<PathBuf>, EmitError> {
-    let Some(kernel) = &design.manifest.interface.kernel else {
-        return Ok(Vec::new());
-    };
-    let files = vitis::render(acc, kernel, &kernel_rtl_files(design))?;
+    let mut files = if hls { hls::files(acc)? } else { Vec::new() };
+    if let Some(target) = targets::for_platform(acc.config().target.platform) {
+        for (name, text) in target.render(acc, design)? {
+            // The Alveo target renders the HLS kernel itself: write it once.
+            if !files.iter().any(|(n, _)| *n == name) {
+                files.push((name, text));
+            }
+        }
+    }
     write_files(dir, &files)
 }

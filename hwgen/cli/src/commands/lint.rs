@@ -19,7 +19,7 @@ pub const CHECK_TOP: &str = "kvpq_board_top";
 pub fn check_tops(design: &Design) -> Vec<&'static str> {
     let mut tops = vec![CHECK_TOP];
     if design.manifest.interface.kernel.is_some() {
-        tops.push(hwgen::emit::alveo::RTL_KERNEL);
+        tops.push(hwgen::targets::alveo::RTL_KERNEL);
     }
     tops
 }

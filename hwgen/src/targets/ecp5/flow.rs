@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::ecp5_synth::{parse_ecp5_stat, Ecp5Cells};
-use super::tools::{Tool, ToolError};
+use super::synth::{parse_ecp5_stat, Ecp5Cells};
+use crate::flow::tools::{Tool, ToolError};
 
 /// A step of the flow, for progress reporting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,10 @@ use std::path::Path;
 
 pub use kvpq_core::manifest::{Estimate, Resources};
 
-use super::tools::{Tool, ToolError};
+use crate::flow::tools::{Tool, ToolError};
+
+/// Label of the estimate's only step, for progress reporting.
+pub const STEP: &str = "yosys synth_xilinx -family xcup";
 
 /// Adds `n` cells of Xilinx primitive `cell` to `r`.
 fn add_cell(r: &mut Resources, cell: &str, n: u64) {

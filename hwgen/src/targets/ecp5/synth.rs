@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::tools::{Tool, ToolError};
+use crate::flow::tools::{Tool, ToolError};
 
 /// Cells of a synthesized ECP5 design.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -1,16 +1,25 @@
 //! The ULX3S (Lattice LFE5U-85F, CABGA381): `kvpq_ulx3s_top` (PLL, UART at 1 Mbaud, LEDs)
 //! around `kvpq_board_top`, the UART modules and `ulx3s.lpf`.
 
+use std::path::Path;
+
 use askama::Template;
 
+use super::flow::Ecp5Job;
 use super::pll::{solve, Ecp5Pll};
+use super::synth::Ecp5Cells;
 use crate::emit::verilog::header::header;
 use crate::emit::EmitError;
-use crate::flow::ecp5_synth::Ecp5Cells;
 use kvpq_core::spec::Accelerator;
 
 /// Top module of the board build.
 pub const TOP: &str = "kvpq_ulx3s_top";
+/// UART receiver module.
+pub const UART_RX: &str = "kvpq_uart_rx";
+/// UART transmitter module.
+pub const UART_TX: &str = "kvpq_uart_tx";
+/// The board's Verilog modules, one `<module>.v` each, leaves first.
+pub const MODULES: [&str; 3] = [UART_RX, UART_TX, TOP];
 /// Pin constraint file.
 pub const LPF: &str = "ulx3s.lpf";
 /// nextpnr-ecp5 device and package of the board.
@@ -28,7 +37,7 @@ pub const OSC_MHZ: f64 = 25.0;
 pub const BAUD: u32 = 1_000_000;
 
 #[derive(Template)]
-#[template(path = "boards/ulx3s/kvpq_ulx3s_top.v", escape = "none")]
+#[template(path = "ecp5/ulx3s/kvpq_ulx3s_top.v", escape = "none")]
 struct TopV {
     header: String,
     clock_mhz: f64,
@@ -40,19 +49,19 @@ struct TopV {
 }
 
 #[derive(Template)]
-#[template(path = "boards/ulx3s/kvpq_uart_rx.v", escape = "none")]
+#[template(path = "ecp5/ulx3s/kvpq_uart_rx.v", escape = "none")]
 struct UartRxV {
     header: String,
 }
 
 #[derive(Template)]
-#[template(path = "boards/ulx3s/kvpq_uart_tx.v", escape = "none")]
+#[template(path = "ecp5/ulx3s/kvpq_uart_tx.v", escape = "none")]
 struct UartTxV {
     header: String,
 }
 
 #[derive(Template)]
-#[template(path = "boards/ulx3s/ulx3s.lpf", escape = "none")]
+#[template(path = "ecp5/ulx3s/ulx3s.lpf", escape = "none")]
 struct Lpf {
     version: &'static str,
 }
@@ -86,16 +95,16 @@ pub fn render(acc: &Accelerator) -> Result<Vec<(String, String)>, EmitError> {
     let nl = |s: String| s + "\n";
     Ok(vec![
         (
-            "kvpq_uart_rx.v".into(),
+            format!("{UART_RX}.v"),
             nl(UartRxV {
-                header: header(acc, "kvpq_uart_rx"),
+                header: header(acc, UART_RX),
             }
             .render()?),
         ),
         (
-            "kvpq_uart_tx.v".into(),
+            format!("{UART_TX}.v"),
             nl(UartTxV {
-                header: header(acc, "kvpq_uart_tx"),
+                header: header(acc, UART_TX),
             }
             .render()?),
         ),
@@ -120,4 +129,48 @@ pub fn render(acc: &Accelerator) -> Result<Vec<(String, String)>, EmitError> {
             .render()?),
         ),
     ])
+}
+
+/// The flow's job for this board: `files` (see [`super::files`]) in `dir`, its top, pins,
+/// device and capacity.
+pub fn job<'a>(dir: &'a Path, files: &'a [String], seed: u32) -> Ecp5Job<'a> {
+    Ecp5Job {
+        dir,
+        files,
+        top: TOP,
+        lpf: LPF,
+        device: &NEXTPNR_DEVICE,
+        seed,
+        capacity: CAPACITY,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_one_file_per_listed_module() {
+        use kvpq_core::spec::{
+            AcceleratorBuilder, DistUnitConfig, EngineConfig, Platform, PqConfig, QuantConfig,
+            ScannerConfig, TargetConfig, TopKConfig,
+        };
+        let acc = AcceleratorBuilder::new("t", PqConfig::new(8, 2, 2))
+            .quant(QuantConfig::new(4, 4, 6))
+            .dist_unit(DistUnitConfig::new(2))
+            .scanner(ScannerConfig::new(2))
+            .topk(TopKConfig::systolic(4))
+            .engine(EngineConfig::new(64).with_beat_bits(32))
+            .target(TargetConfig::new(Platform::Ecp5, 100.0))
+            .build()
+            .unwrap();
+        let verilog: Vec<String> = render(&acc)
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| n.ends_with(".v"))
+            .collect();
+        let listed: Vec<String> = MODULES.iter().map(|m| format!("{m}.v")).collect();
+        assert_eq!(verilog, listed);
+    }
 }

@@ -40,7 +40,7 @@ fn tie_offs(iface: &KernelInterface) -> Vec<String> {
 
 /// Template data of `kvpq_krnl.v`.
 #[derive(Template)]
-#[template(path = "verilog/kvpq_krnl.v")]
+#[template(path = "alveo/rtl/kvpq_krnl.v")]
 pub struct KernelTopV {
     header: String,
     ports: Vec<String>,
@@ -100,7 +100,7 @@ impl KernelTopV {
 
 /// Template data of `kvpq_axi_lite_ctrl.v`.
 #[derive(Template)]
-#[template(path = "verilog/kvpq_axi_lite_ctrl.v")]
+#[template(path = "alveo/rtl/kvpq_axi_lite_ctrl.v")]
 pub struct ControlV {
     header: String,
     args: Vec<KernelArg>,
@@ -126,14 +126,14 @@ impl ControlV {
 
 /// Template data of `kvpq_axi_reader.v`.
 #[derive(Template)]
-#[template(path = "verilog/kvpq_axi_reader.v")]
+#[template(path = "alveo/rtl/kvpq_axi_reader.v")]
 pub struct ReaderV {
     header: String,
 }
 
 /// Template data of `kvpq_axi_writer.v`.
 #[derive(Template)]
-#[template(path = "verilog/kvpq_axi_writer.v")]
+#[template(path = "alveo/rtl/kvpq_axi_writer.v")]
 pub struct WriterV {
     header: String,
 }

@@ -7,7 +7,7 @@ use super::{KernelInterface, CONTROL_RANGE};
 use kvpq_core::spec::Accelerator;
 
 #[derive(Template)]
-#[template(path = "vitis/kernel.xml", escape = "none")]
+#[template(path = "alveo/vitis/kernel.xml", escape = "none")]
 struct KernelXml<'a> {
     name: &'a str,
     version: &'static str,
@@ -16,7 +16,7 @@ struct KernelXml<'a> {
 }
 
 #[derive(Template)]
-#[template(path = "vitis/connectivity.cfg", escape = "none")]
+#[template(path = "alveo/vitis/connectivity.cfg", escape = "none")]
 struct Connectivity<'a> {
     name: &'a str,
     version: &'static str,
@@ -26,7 +26,7 @@ struct Connectivity<'a> {
 }
 
 #[derive(Template)]
-#[template(path = "vitis/package_kernel.tcl", escape = "none")]
+#[template(path = "alveo/vitis/package_kernel.tcl", escape = "none")]
 struct PackageTcl<'a> {
     name: &'a str,
     version: &'static str,
@@ -36,7 +36,7 @@ struct PackageTcl<'a> {
 }
 
 #[derive(Template)]
-#[template(path = "vitis/Makefile", escape = "none")]
+#[template(path = "alveo/vitis/Makefile", escape = "none")]
 struct Makefile<'a> {
     name: &'a str,
     version: &'static str,
@@ -47,7 +47,7 @@ struct Makefile<'a> {
 }
 
 #[derive(Template)]
-#[template(path = "vitis/README.md", escape = "none")]
+#[template(path = "alveo/vitis/README.md", escape = "none")]
 struct Readme<'a> {
     name: &'a str,
     version: &'static str,
