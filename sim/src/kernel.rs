@@ -11,8 +11,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::build::BuiltModel;
-use crate::driver::Stalls;
 use crate::error::{Result, SimError};
+use crate::harness::Stalls;
 use crate::model::Model;
 use kvpq_core::golden::{Hit, QuantCodebook, QueryResult};
 use kvpq_core::interface::alveo::{
