@@ -6,23 +6,23 @@
 //! [`harness::Harness`] names its ports, clocks it and offers stalls, one cycle budget and
 //! valid/ready handshakes. On the harness, [`driver::EngineSim`] plays the engine's
 //! environment (codebooks, queries, code beats, results, cycle counts), [`board::BoardSim`]
-//! a host on the byte stream of the board top that bitstreams wrap; [`kernel::KernelSim`]
-//! plays XRT and device memory around the Alveo RTL kernel.
+//! a host on the byte stream of the board top that bitstreams wrap, and [`alveo::KernelSim`]
+//! XRT and device memory around the Alveo RTL kernel.
 
 #![warn(missing_docs)]
 
+pub mod alveo;
 pub mod board;
 pub mod build;
 pub mod driver;
 pub mod error;
 pub mod harness;
-pub mod kernel;
 pub mod model;
 pub mod ports;
 
+pub use alveo::{KernelCall, KernelOutcome, KernelSim};
 pub use build::{build_model, default_cache, BuiltModel};
 pub use driver::{EngineSim, Job, JobOutcome};
 pub use error::{Result, SimError};
 pub use harness::{Harness, PortId, Sink, Source, Stalls};
-pub use kernel::{KernelCall, KernelOutcome, KernelSim};
 pub use model::Model;
