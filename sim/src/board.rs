@@ -6,65 +6,49 @@
 //! `0x01` one centroid, `0x02` one query, `0x03` `{k, n_tokens}`, `0x04` one code beat. Each
 //! result comes back as `{last, shift, score, index}` in whole bytes.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
 use crate::build::BuiltModel;
-use crate::driver::{Job, Stalls};
+use crate::driver::Job;
 use crate::error::{Result, SimError};
-use crate::model::Model;
+use crate::harness::{Harness, PortId, Sink, Source, Stalls};
 use kvpq_core::golden::{Hit, QuantCodebook, QueryResult};
 use kvpq_core::interface::bits::{beat_words, pack_fields};
 pub use kvpq_core::interface::board::{cmd, BoardFormat};
-use kvpq_core::interface::Streams;
+use kvpq_core::interface::{board_ports, Streams};
 use kvpq_core::spec::Accelerator;
 
 struct Ports {
-    rst: usize,
-    rx_valid: usize,
-    rx_ready: usize,
-    rx_data: usize,
-    tx_valid: usize,
-    tx_ready: usize,
-    tx_data: usize,
-    busy: usize,
+    rst: PortId,
+    rx: Source,
+    tx: Sink,
+    tx_data: PortId,
+    busy: PortId,
 }
 
 /// The board top's model with a byte-stream host.
 pub struct BoardSim {
-    model: Model,
+    h: Harness,
     acc: Accelerator,
     format: BoardFormat,
     p: Ports,
-    rng: ChaCha8Rng,
-    stalls: Stalls,
-    cycle: u64,
     received: Vec<u8>,
 }
 
 impl BoardSim {
     /// Loads a model of `kvpq_board_top` built for `acc` and resets it.
     pub fn new(built: &BuiltModel, acc: &Accelerator, seed: u64, stalls: Stalls) -> Result<Self> {
-        let model = Model::load(built)?;
-        let id = |n| model.port(n);
+        let h = Harness::new(built, &board_ports(), seed, stalls)?;
         let p = Ports {
-            rst: id("rst")?,
-            rx_valid: id("rx_valid")?,
-            rx_ready: id("rx_ready")?,
-            rx_data: id("rx_data")?,
-            tx_valid: id("tx_valid")?,
-            tx_ready: id("tx_ready")?,
-            tx_data: id("tx_data")?,
-            busy: id("led_busy")?,
+            rst: h.port("rst")?,
+            rx: h.source("rx")?,
+            tx: h.sink("tx")?,
+            tx_data: h.port("tx_data")?,
+            busy: h.port("led_busy")?,
         };
         let mut sim = Self {
-            model,
+            h,
             acc: acc.clone(),
             format: BoardFormat::of(&Streams::of(acc)),
             p,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            stalls,
-            cycle: 0,
             received: Vec::new(),
         };
         sim.reset();
@@ -73,71 +57,35 @@ impl BoardSim {
 
     /// Cycles simulated so far.
     pub fn cycle(&self) -> u64 {
-        self.cycle
+        self.h.cycle()
     }
 
     /// Holds reset for two cycles.
     pub fn reset(&mut self) {
-        self.model.set_u64(self.p.rx_valid, 0);
-        self.model.set_u64(self.p.tx_ready, 0);
-        self.model.set_u64(self.p.rst, 1);
-        self.model.eval();
-        self.step();
-        self.step();
-        self.model.set_u64(self.p.rst, 0);
-        self.model.eval();
+        self.h.set(self.p.rx.valid, 0);
+        self.h.set(self.p.tx.ready, 0);
+        let (tx, tx_data) = (self.p.tx, self.p.tx_data);
+        let received = &mut self.received;
+        self.h
+            .pulse(self.p.rst, 1, 2, |h| host_step(h, &tx, tx_data, received));
         self.received.clear();
     }
 
-    fn chance(&mut self, p: f64) -> bool {
-        p >= 1.0 || self.rng.random_bool(p.max(0.0))
-    }
-
-    /// One clock: the host takes a result byte when it is ready for one.
-    fn step(&mut self) {
-        let ready = self.chance(self.stalls.output_ready);
-        self.model.set_u64(self.p.tx_ready, u64::from(ready));
-        self.model.eval();
-        if ready && self.model.get_u64(self.p.tx_valid) == 1 {
-            self.received.push(self.model.get_u64(self.p.tx_data) as u8);
-        }
-        self.model.tick();
-        self.cycle += 1;
-    }
-
     /// Sends bytes one at a time, each held until the board takes it.
-    fn send(&mut self, bytes: &[u8], limit: u64) -> Result<()> {
+    fn send(&mut self, bytes: &[u8], deadline: u64) -> Result<()> {
+        let (tx, tx_data) = (self.p.tx, self.p.tx_data);
         for &b in bytes {
-            loop {
-                let valid = self.chance(self.stalls.input_valid);
-                self.model.set_u64(self.p.rx_valid, u64::from(valid));
-                self.model.set_u64(self.p.rx_data, u64::from(b));
-                self.model.eval();
-                let fire = valid && self.model.get_u64(self.p.rx_ready) == 1;
-                self.step();
-                if fire {
-                    break;
-                }
-                if self.cycle > limit {
-                    return Err(SimError::Timeout {
-                        cycles: self.cycle,
-                        what: "rx_ready".into(),
-                    });
-                }
-            }
+            let received = &mut self.received;
+            self.h.send(&self.p.rx, &[u32::from(b)], deadline, |h| {
+                host_step(h, &tx, tx_data, received)
+            })?;
         }
-        self.model.set_u64(self.p.rx_valid, 0);
+        self.h.set(self.p.rx.valid, 0);
         Ok(())
     }
 
-    /// A generous cycle budget for moving `bytes` bytes plus `work` cycles of engine work.
-    fn budget(&self, bytes: usize, work: u64) -> u64 {
-        let rate = self
-            .stalls
-            .input_valid
-            .min(self.stalls.output_ready)
-            .max(0.05);
-        self.cycle + ((20 * bytes as u64 + 20 * work + 10_000) as f64 / rate) as u64
+    fn step(&mut self) {
+        host_step(&mut self.h, &self.p.tx, self.p.tx_data, &mut self.received);
     }
 
     /// Sends the integer codebooks (M*K centroids, entries m*K + c in order).
@@ -156,8 +104,8 @@ impl BoardSim {
                 bytes.extend(frame(&self.format, cmd::CENTROID, &words));
             }
         }
-        let limit = self.budget(bytes.len(), (m * k * (sub + 2)) as u64);
-        self.send(&bytes, limit)
+        let deadline = self.h.deadline((bytes.len() + m * k * (sub + 2)) as u64);
+        self.send(&bytes, deadline)
     }
 
     /// Runs one query: query, start and code beats go out, result records come back until
@@ -184,9 +132,11 @@ impl BoardSim {
             bytes.extend(frame(&f, cmd::BEAT, &words));
         }
         let work = d.cycles.lut_build + d.cycles.query_latency(job.n_tokens as u64, job.k as u64);
-        let limit = self.budget(bytes.len() + job.k * f.record_bytes(), work);
+        let deadline = self
+            .h
+            .deadline((bytes.len() + job.k * f.record_bytes()) as u64 + work);
         self.received.clear();
-        self.send(&bytes, limit)?;
+        self.send(&bytes, deadline)?;
 
         let k_max = cfg.topk.k_max as usize;
         let expected = job.k.min(job.n_tokens).min(k_max);
@@ -205,26 +155,22 @@ impl BoardSim {
                 shift = r.shift;
                 if last != (hits.len() == expected) {
                     return Err(SimError::Protocol {
-                        cycle: self.cycle,
+                        cycle: self.h.cycle(),
                         what: format!("last = {last} on result {} of {expected}", hits.len()),
                     });
                 }
             }
-            let idle = self.model.get_u64(self.p.busy) == 0;
+            let idle = self.h.get(self.p.busy) == 0;
             if hits.len() >= expected && idle {
                 break;
             }
-            if self.cycle > limit {
-                return Err(SimError::Timeout {
-                    cycles: self.cycle,
-                    what: format!("result {} of {expected}", hits.len()),
-                });
-            }
+            self.h
+                .check(deadline, || format!("result {} of {expected}", hits.len()))?;
             self.step();
         }
         if self.received.len() != expected * rb {
             return Err(SimError::Protocol {
-                cycle: self.cycle,
+                cycle: self.h.cycle(),
                 what: format!(
                     "{} bytes received for {expected} results of {rb} bytes",
                     self.received.len()
@@ -233,6 +179,17 @@ impl BoardSim {
         }
         Ok(QueryResult { hits, shift })
     }
+}
+
+/// One clock with the host on the result side: it takes a result byte when it is ready for
+/// one (a free function so that byte sends can clock with it while borrowing the harness).
+fn host_step(h: &mut Harness, tx: &Sink, tx_data: PortId, received: &mut Vec<u8>) {
+    let ready = h.accept(tx);
+    h.eval();
+    if h.fires(ready, tx.valid) {
+        received.push(h.get(tx_data) as u8);
+    }
+    h.tick();
 }
 
 /// A frame of a command this host knows the payload of.

@@ -9,7 +9,7 @@ use askama::Template;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, SimError};
-use crate::ports::{parse_ports, PortSpec};
+use crate::ports::{first_difference, parse_ports, PortSpec};
 use hwgen::emit::Design;
 use hwgen::flow::Tool;
 
@@ -25,7 +25,7 @@ pub struct BuiltModel {
     pub library: PathBuf,
     /// Folder with the RTL, the Verilator output and the logs.
     pub dir: PathBuf,
-    /// Ports in shim order.
+    /// Ports in shim order: the description's for described modules, else the Verilog's.
     pub ports: Vec<PortSpec>,
 }
 
@@ -135,7 +135,9 @@ fn runtime_objects(cache: &Path, root: &Path, version_key: &str) -> Result<Vec<P
     Ok(objects)
 }
 
-/// Builds (or finds in `cache`) a model of `top` from the design's Verilog.
+/// Builds (or finds in `cache`) a model of `top` from the design's Verilog. The engine, the
+/// board top and the RTL kernel get their ports from the interface description (an error if
+/// their Verilog declares others); internal units get the ports their Verilog declares.
 pub fn build_model(design: &Design, top: &str, cache: &Path) -> Result<BuiltModel> {
     let verilator = Tool::verilator()?;
     let version = verilator_version(&verilator)?;
@@ -147,10 +149,24 @@ pub fn build_model(design: &Design, top: &str, cache: &Path) -> Result<BuiltMode
             module: top.into(),
             what: "not generated".into(),
         })?;
-    let ports = parse_ports(&source.text, top).ok_or_else(|| SimError::Interface {
+    let parsed = parse_ports(&source.text, top).ok_or_else(|| SimError::Interface {
         module: top.into(),
         what: "no ANSI port list found".into(),
     })?;
+    // Described modules are driven by their description; the Verilog must agree with it.
+    let ports = match design.manifest.interface.module_ports(top) {
+        Some(described) => {
+            let described: Vec<PortSpec> = described.iter().map(PortSpec::from).collect();
+            if let Some(what) = first_difference(&described, &parsed) {
+                return Err(SimError::Interface {
+                    module: top.into(),
+                    what: format!("the Verilog disagrees with the interface description: {what}"),
+                });
+            }
+            described
+        }
+        None => parsed,
+    };
     let clock = ["ap_clk", "clk"]
         .into_iter()
         .find(|c| ports.iter().any(|p| p.input && p.name == *c))
@@ -209,7 +225,7 @@ pub fn build_model(design: &Design, top: &str, cache: &Path) -> Result<BuiltMode
     let runtime = runtime_objects(cache, &root, &version_key)?;
     let tmp = cache.join(format!(
         "{}.tmp{}",
-        dir.file_name().unwrap().to_string_lossy(),
+        dir.file_name().unwrap_or_default().to_string_lossy(),
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&tmp);

@@ -1,4 +1,6 @@
-//! A loaded Verilator model: set and read ports by position, settle, clock.
+//! A loaded Verilator model: set and read ports by position, settle, clock. Its port list is
+//! the built model's (the interface description's for described modules); drivers name
+//! ports through [`crate::harness::Harness`].
 
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::path::Path;
@@ -63,6 +65,11 @@ impl Model {
                 _lib: lib,
             })
         }
+    }
+
+    /// Top module.
+    pub fn top(&self) -> &str {
+        &self.top
     }
 
     /// Ports of the top module.

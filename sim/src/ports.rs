@@ -1,5 +1,9 @@
-//! Port lists of generated modules, read from their ANSI port declarations (one per line, as
-//! every kvpq template writes them).
+//! Port lists of models. The modules the interface description covers (engine, board top,
+//! RTL kernel) take theirs from it; reading the ANSI port declarations of the Verilog (one
+//! per line, as every kvpq template writes them) checks that the RTL agrees, and gives the
+//! ports of internal units, which the description does not cover.
+
+use kvpq_core::interface::{Direction, Port};
 
 /// One port of a module.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +20,45 @@ impl PortSpec {
     /// 32-bit words that carry a value of the port.
     pub fn words(&self) -> usize {
         self.width.div_ceil(32) as usize
+    }
+}
+
+impl From<&Port> for PortSpec {
+    fn from(p: &Port) -> Self {
+        Self {
+            name: p.name.clone(),
+            input: p.direction == Direction::Input,
+            width: p.width,
+        }
+    }
+}
+
+/// The first difference between the described and the parsed port lists (names, directions,
+/// widths and order), or `None` when they agree.
+pub fn first_difference(described: &[PortSpec], parsed: &[PortSpec]) -> Option<String> {
+    let show = |p: &PortSpec| {
+        let dir = if p.input { "input" } else { "output" };
+        format!("{dir} [{}] {}", p.width, p.name)
+    };
+    for (i, (d, v)) in described.iter().zip(parsed).enumerate() {
+        if d != v {
+            return Some(format!(
+                "port {i}: description has `{}`, Verilog has `{}`",
+                show(d),
+                show(v)
+            ));
+        }
+    }
+    match described.len().cmp(&parsed.len()) {
+        std::cmp::Ordering::Equal => None,
+        std::cmp::Ordering::Less => Some(format!(
+            "Verilog port `{}` is not in the description",
+            show(&parsed[described.len()])
+        )),
+        std::cmp::Ordering::Greater => Some(format!(
+            "described port `{}` is missing from the Verilog",
+            show(&described[parsed.len()])
+        )),
     }
 }
 
@@ -76,5 +119,22 @@ mod tests {
         );
         assert_eq!(p[2].words(), 16);
         assert!(parse_ports(v, "other").is_none());
+    }
+
+    #[test]
+    fn reports_the_first_difference() {
+        let port = |name: &str, input, width| PortSpec {
+            name: name.into(),
+            input,
+            width,
+        };
+        let a = vec![port("clk", true, 1), port("q", false, 8)];
+        assert_eq!(first_difference(&a, &a), None);
+        let wider = vec![port("clk", true, 1), port("q", false, 9)];
+        assert!(first_difference(&a, &wider).unwrap().contains("port 1"));
+        assert!(first_difference(&a, &a[..1]).unwrap().contains("missing"));
+        assert!(first_difference(&a[..1], &a)
+            .unwrap()
+            .contains("not in the description"));
     }
 }

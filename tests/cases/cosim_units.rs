@@ -13,58 +13,18 @@ use kvpq_tests::workload::{draw, Values};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sim::{build_model, default_cache, Model};
+use sim::{build_model, default_cache, Harness, Result, Stalls};
 
-/// A model of one module with its ports addressed by name.
-struct Bench {
-    model: Model,
-    cycle: u64,
-}
-
-impl Bench {
-    fn new(acc: &Accelerator, top: &str) -> Self {
-        let design = Design::render(acc).unwrap();
-        let built = build_model(&design, top, &default_cache()).unwrap();
-        let mut b = Self {
-            model: Model::load(&built).unwrap(),
-            cycle: 0,
-        };
-        for p in b.model.ports().to_vec() {
-            if p.input {
-                b.set_words(&p.name, &vec![0; p.words()]);
-            }
-        }
-        b.set("rst", 1);
-        b.tick();
-        b.tick();
-        b.set("rst", 0);
-        b
-    }
-    fn set(&mut self, name: &str, v: u64) {
-        let id = self.model.port(name).unwrap();
-        self.model.set_u64(id, v);
-    }
-    fn set_words(&mut self, name: &str, w: &[u32]) {
-        let id = self.model.port(name).unwrap();
-        self.model.set(id, w);
-    }
-    fn get(&mut self, name: &str) -> u64 {
-        self.model.eval();
-        let id = self.model.port(name).unwrap();
-        self.model.get_u64(id)
-    }
-    fn get_words(&mut self, name: &str) -> Vec<u32> {
-        self.model.eval();
-        let id = self.model.port(name).unwrap();
-        let mut w = vec![0; self.model.ports()[id].words()];
-        self.model.get(id, &mut w);
-        w
-    }
-    fn tick(&mut self) {
-        self.model.eval();
-        self.model.tick();
-        self.cycle += 1;
-    }
+/// A model of internal unit `top` (ports from its Verilog: the interface description covers
+/// only the tops), inputs zeroed, after two cycles of reset.
+fn bench(acc: &Accelerator, top: &str) -> Result<Harness> {
+    let design = Design::render(acc)?;
+    let built = build_model(&design, top, &default_cache())?;
+    let mut b = Harness::unit(&built, 0, Stalls::NONE)?;
+    b.zero_inputs();
+    let rst = b.port("rst")?;
+    b.pulse(rst, 1, 2, Harness::tick);
+    Ok(b)
 }
 
 /// Field `i` of `bits` bits from port words.
@@ -82,11 +42,11 @@ fn configs(seed: u64, n: usize) -> Vec<Accelerator> {
 }
 
 #[test]
-fn dist_unit_lut_matches_golden() {
+fn dist_unit_lut_matches_golden() -> Result<()> {
     for (i, acc) in configs(21, 12).iter().enumerate() {
         let w = acc.derived().widths;
         let c = acc.config();
-        let mut b = Bench::new(acc, "pq_dist_unit");
+        let mut b = bench(acc, "pq_dist_unit")?;
         for (round, values) in [Values::Uniform, Values::Ties].into_iter().enumerate() {
             let wl = draw(acc, 4, 3, values, (i * 10 + round) as u64);
             // Codebook: one centroid per transfer.
@@ -97,45 +57,45 @@ fn dist_unit_lut_matches_golden() {
                     w.centroid_bits,
                     sub as u32 * w.centroid_bits,
                 );
-                b.set_words("cb_data", &words);
-                b.set("cb_valid", 1);
-                while b.get("cb_ready") == 0 {
+                b.drive_words("cb_data", &words)?;
+                b.drive("cb_valid", 1)?;
+                while b.sample("cb_ready")? == 0 {
                     b.tick();
                 }
                 b.tick();
             }
-            b.set("cb_valid", 0);
+            b.drive("cb_valid", 0)?;
             let mut queries = wl.queries.clone();
             queries.push(vec![0; c.pq.head_dim as usize]); // all-zero query: shift 0
             for q in &queries {
                 let want = build_lut(q, &wl.codebook, w.lut_bits);
-                b.set_words(
+                b.drive_words(
                     "q_data",
                     &pack_fields(
                         q.iter().map(|&v| i64::from(v)),
                         w.query_bits,
                         c.pq.head_dim * w.query_bits,
                     ),
-                );
-                b.set("lut_free", 1);
-                b.set("q_valid", 1);
-                while b.get("q_ready") == 0 {
+                )?;
+                b.drive("lut_free", 1)?;
+                b.drive("q_valid", 1)?;
+                while b.sample("q_ready")? == 0 {
                     b.tick();
                 }
                 b.tick();
-                b.set("q_valid", 0);
+                b.drive("q_valid", 0)?;
                 let mut got = Array2::<i64>::from_elem((m, k), i64::MIN);
                 let mut guard = 0;
-                while b.get("lut_done") == 0 {
-                    if b.get("lut_we") == 1 {
-                        let (mi, ci) = (b.get("lut_wm") as usize, b.get("lut_wc") as usize);
+                while b.sample("lut_done")? == 0 {
+                    if b.sample("lut_we")? == 1 {
+                        let (mi, ci) = (b.sample("lut_wm")? as usize, b.sample("lut_wc")? as usize);
                         assert_eq!(
                             got[[mi, ci]],
                             i64::MIN,
                             "{}: entry ({mi},{ci}) written twice",
                             c.name
                         );
-                        got[[mi, ci]] = sign_extend(b.get("lut_wdata"), w.lut_bits);
+                        got[[mi, ci]] = sign_extend(b.sample("lut_wdata")?, w.lut_bits);
                     }
                     b.tick();
                     guard += 1;
@@ -148,7 +108,12 @@ fn dist_unit_lut_matches_golden() {
                     "{}: LUT build cycles against the cycle model",
                     c.name
                 );
-                assert_eq!(b.get("lut_shift") as u32, want.shift, "{}: shift", c.name);
+                assert_eq!(
+                    b.sample("lut_shift")? as u32,
+                    want.shift,
+                    "{}: shift",
+                    c.name
+                );
                 assert_eq!(
                     got,
                     want.values.mapv(i64::from),
@@ -159,16 +124,17 @@ fn dist_unit_lut_matches_golden() {
             }
         }
     }
+    Ok(())
 }
 
 #[test]
-fn scanner_scores_match_golden_at_one_group_per_cycle() {
+fn scanner_scores_match_golden_at_one_group_per_cycle() -> Result<()> {
     for (i, acc) in configs(22, 12).iter().enumerate() {
         let w = acc.derived().widths;
         let c = acc.config();
         let layout = acc.derived().layout;
         let lanes = c.scanner.lanes as usize;
-        let mut b = Bench::new(acc, "lut_scanner");
+        let mut b = bench(acc, "lut_scanner")?;
         let mut rng = ChaCha8Rng::seed_from_u64(i as u64);
         for round in 0..3 {
             let n = if round == 0 {
@@ -180,41 +146,41 @@ fn scanner_scores_match_golden_at_one_group_per_cycle() {
             let lut = build_lut(&wl.queries[0], &wl.codebook, w.lut_bits);
             let buf = rng.random_range(0..2u64);
             for ((mi, ci), &v) in lut.values.indexed_iter() {
-                b.set("lut_we", 1);
-                b.set("lut_wbuf", buf);
-                b.set("lut_wm", mi as u64);
-                b.set("lut_wc", ci as u64);
-                b.set("lut_wdata", (i64::from(v) as u64) & ((1 << w.lut_bits) - 1));
+                b.drive("lut_we", 1)?;
+                b.drive("lut_wbuf", buf)?;
+                b.drive("lut_wm", mi as u64)?;
+                b.drive("lut_wc", ci as u64)?;
+                b.drive("lut_wdata", (i64::from(v) as u64) & ((1 << w.lut_bits) - 1))?;
                 b.tick();
             }
-            b.set("lut_we", 0);
+            b.drive("lut_we", 0)?;
             let want = score_codes(&lut, wl.codes.view());
-            b.set("n_tokens", n as u64);
-            b.set("start_buf", buf);
-            b.set("start", 1);
+            b.drive("n_tokens", n as u64)?;
+            b.drive("start_buf", buf)?;
+            b.drive("start", 1)?;
             b.tick();
-            b.set("start", 0);
+            b.drive("start", 0)?;
             let mut got = vec![None; n];
             let mut beat = 0;
             let mut active_cycles = Vec::new();
             let mut guard = 0;
             loop {
                 let more = beat < layout.beats_for(n);
-                b.set("code_valid", u64::from(more));
+                b.drive("code_valid", u64::from(more))?;
                 if more {
-                    b.set_words(
+                    b.drive_words(
                         "code_data",
                         &beat_words(&wl.beats, layout.words_per_beat(), beat, layout.beat_bits),
-                    );
+                    )?;
                 }
-                if more && b.get("code_ready") == 1 {
+                if more && b.sample("code_ready")? == 1 {
                     beat += 1;
                 }
-                let valid = b.get("s_valid");
-                let scores = b.get_words("s_score");
-                let indices = b.get_words("s_index");
+                let valid = b.sample("s_valid")?;
+                let scores = b.sample_words("s_score")?;
+                let indices = b.sample_words("s_index")?;
                 if valid != 0 {
-                    active_cycles.push(b.cycle);
+                    active_cycles.push(b.cycle());
                 }
                 for l in 0..lanes {
                     if (valid >> l) & 1 == 1 {
@@ -228,7 +194,7 @@ fn scanner_scores_match_golden_at_one_group_per_cycle() {
                             Some(sign_extend(field(&scores, l, w.score_bits), w.score_bits) as i32);
                     }
                 }
-                let last = b.get("s_last") == 1;
+                let last = b.sample("s_last")? == 1;
                 b.tick();
                 if last {
                     break;
@@ -236,7 +202,7 @@ fn scanner_scores_match_golden_at_one_group_per_cycle() {
                 guard += 1;
                 assert!(guard < 100_000, "{}: no s_last", c.name);
             }
-            b.set("code_valid", 0);
+            b.drive("code_valid", 0)?;
             let got: Vec<i32> = got
                 .into_iter()
                 .map(|s| s.expect("every token scored"))
@@ -254,6 +220,7 @@ fn scanner_scores_match_golden_at_one_group_per_cycle() {
             }
         }
     }
+    Ok(())
 }
 
 /// Adversarial score streams: all equal, rising, falling, three values, extremes.
@@ -273,7 +240,7 @@ fn streams(n: usize, score_bits: u32, rng: &mut ChaCha8Rng) -> Vec<Vec<i32>> {
 }
 
 #[test]
-fn topk_units_match_golden_on_tie_heavy_streams() {
+fn topk_units_match_golden_on_tie_heavy_streams() -> Result<()> {
     let mut seen = [false; 2];
     for (i, acc) in configs(23, 16).iter().enumerate() {
         let c = acc.config();
@@ -289,7 +256,7 @@ fn topk_units_match_golden_on_tie_heavy_streams() {
                 "topk_select"
             }
         };
-        let mut b = Bench::new(acc, top);
+        let mut b = bench(acc, top)?;
         let mut rng = ChaCha8Rng::seed_from_u64(100 + i as u64);
         let n_max = c.engine.max_tokens as usize;
         for scores in streams(n_max, w.score_bits, &mut rng) {
@@ -301,10 +268,10 @@ fn topk_units_match_golden_on_tie_heavy_streams() {
                 ),
             ] {
                 let want = top_k(&scores[..n], k);
-                b.set("clear", 1);
+                b.drive("clear", 1)?;
                 b.tick();
-                b.set("clear", 0);
-                b.set("count", want.len() as u64);
+                b.drive("clear", 0)?;
+                b.drive("count", want.len() as u64)?;
                 let groups = n.div_ceil(lanes);
                 for g in 0..groups {
                     let mut valid = 0u64;
@@ -315,34 +282,34 @@ fn topk_units_match_golden_on_tie_heavy_streams() {
                         sc.push(i64::from(*scores.get(t).unwrap_or(&0)));
                         ix.push(t as i64 % (1 << w.index_bits));
                     }
-                    b.set("in_valid", valid);
-                    b.set_words(
+                    b.drive("in_valid", valid)?;
+                    b.drive_words(
                         "in_score",
                         &pack_fields(sc, w.score_bits, lanes as u32 * w.score_bits),
-                    );
-                    b.set_words(
+                    )?;
+                    b.drive_words(
                         "in_index",
                         &pack_fields(ix, w.index_bits, lanes as u32 * w.index_bits),
-                    );
-                    b.set("flush", u64::from(g + 1 == groups));
+                    )?;
+                    b.drive("flush", u64::from(g + 1 == groups))?;
                     b.tick();
                 }
-                b.set("in_valid", 0);
-                b.set("flush", 0);
+                b.drive("in_valid", 0)?;
+                b.drive("flush", 0)?;
                 let mut got = Vec::new();
                 let mut guard = 0;
-                b.set("res_ready", 1);
-                while b.get("done") == 0 {
+                b.drive("res_ready", 1)?;
+                while b.sample("done")? == 0 {
                     if rng.random_bool(0.7) {
-                        b.set("res_ready", 1);
-                        if b.get("res_valid") == 1 {
+                        b.drive("res_ready", 1)?;
+                        if b.sample("res_valid")? == 1 {
                             got.push(Hit {
-                                index: b.get("res_index") as u32,
-                                score: sign_extend(b.get("res_score"), w.score_bits) as i32,
+                                index: b.sample("res_index")? as u32,
+                                score: sign_extend(b.sample("res_score")?, w.score_bits) as i32,
                             });
                         }
                     } else {
-                        b.set("res_ready", 0);
+                        b.drive("res_ready", 0)?;
                     }
                     b.tick();
                     guard += 1;
@@ -353,4 +320,5 @@ fn topk_units_match_golden_on_tie_heavy_streams() {
         }
     }
     assert!(seen[0] && seen[1], "both strategies covered");
+    Ok(())
 }

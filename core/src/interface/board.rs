@@ -5,7 +5,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::bits::sign_extend;
+use super::ports::{Direction, Port};
 use super::Streams;
+
+/// Name of the board top module that bitstreams for open boards wrap.
+pub const BOARD_TOP: &str = "kvpq_board_top";
 
 /// Command bytes of the board protocol.
 pub mod cmd {
@@ -136,4 +140,39 @@ impl BoardFormat {
             last: field(iw + sw + hw, 1) == 1,
         }
     }
+}
+
+/// Every port of [`BOARD_TOP`], in declaration order: the byte streams a UART (or the
+/// simulated host) drives and the busy LED. Unlike the engine's, they do not depend on the
+/// accelerator.
+pub fn board_ports() -> Vec<Port> {
+    use Direction::{Input as I, Output as O};
+    let p = |name: &str, direction, width, doc: &str| Port {
+        name: name.into(),
+        direction,
+        width,
+        registered: false,
+        doc: doc.into(),
+    };
+    vec![
+        p("clk", I, 1, "clock"),
+        p("rst", I, 1, "synchronous reset, active high"),
+        p("rx_valid", I, 1, "host to board bytes: valid"),
+        p("rx_ready", O, 1, "host to board bytes: ready"),
+        p(
+            "rx_data",
+            I,
+            8,
+            "host to board bytes: one byte of a command frame",
+        ),
+        p("tx_valid", O, 1, "board to host bytes: valid"),
+        p("tx_ready", I, 1, "board to host bytes: ready"),
+        p(
+            "tx_data",
+            O,
+            8,
+            "board to host bytes: one byte of a result record",
+        ),
+        p("led_busy", O, 1, "a query is in flight"),
+    ]
 }

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::spec::Accelerator;
 pub use alveo::{KernelError, KernelInterface};
-pub use board::BoardFormat;
-pub use ports::{engine_ports, Direction, Port};
+pub use board::{board_ports, BoardFormat, BOARD_TOP};
+pub use ports::{engine_ports, Direction, Port, ENGINE_TOP};
 
 /// Data widths of the engine's streams and control fields, in bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,5 +91,16 @@ impl Interface {
     /// The engine port called `name`.
     pub fn port(&self, name: &str) -> Option<&Port> {
         self.ports.iter().find(|p| p.name == name)
+    }
+
+    /// The ports of generated module `module` when this description covers it: the engine,
+    /// the board top and, for Alveo targets, the RTL kernel. Internal units are not described.
+    pub fn module_ports(&self, module: &str) -> Option<Vec<Port>> {
+        match module {
+            ENGINE_TOP => Some(self.ports.clone()),
+            BOARD_TOP => Some(board_ports()),
+            alveo::RTL_KERNEL => self.kernel.as_ref().map(KernelInterface::ports),
+            _ => None,
+        }
     }
 }

@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Streams;
 
+/// Name of the engine's top module.
+pub const ENGINE_TOP: &str = "pq_topk_engine";
+
 /// Direction of a port, seen from the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

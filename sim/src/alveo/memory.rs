@@ -1,0 +1,306 @@
+//! Device memory behind the kernel's AXI4 masters: buffers at fixed addresses, answered with
+//! random latency and stalls, and the AXI4 rules the kernel must keep, checked on every
+//! transfer: bursts of at most 256 beats that do not cross 4 KiB, aligned addresses inside an
+//! allocated buffer, stable payloads while valid waits for ready, full write strobes and
+//! WLAST on the last beat.
+
+use std::collections::VecDeque;
+
+use rand::Rng;
+
+use crate::error::{Result, SimError};
+use crate::harness::{Harness, PortId};
+use kvpq_core::interface::alveo::AxiMaster;
+
+struct Buffer {
+    base: u64,
+    bytes: Vec<u8>,
+}
+
+/// Device memory: buffers at fixed addresses, with a free page between neighbours.
+#[derive(Default)]
+pub(super) struct DeviceMemory {
+    buffers: Vec<Buffer>,
+    next: u64,
+}
+
+impl DeviceMemory {
+    /// Places `bytes` at `offset` into a fresh page; returns the address.
+    fn alloc(&mut self, bytes: Vec<u8>, offset: u64) -> u64 {
+        if self.next == 0 {
+            self.next = 0x1000_0000;
+        }
+        let base = self.next + offset;
+        let end = base + bytes.len() as u64;
+        self.next = end.div_ceil(4096) * 4096 + 4096;
+        self.buffers.push(Buffer { base, bytes });
+        base
+    }
+
+    /// Places `bytes` at a random `align`-aligned offset inside a fresh page, so that bursts
+    /// meet 4 KiB boundaries at every phase; returns the address.
+    pub(super) fn place(&mut self, h: &mut Harness, bytes: Vec<u8>, align: u64) -> u64 {
+        let slots = 4096 / align;
+        let offset = h.rng().random_range(0..slots) * align;
+        self.alloc(bytes, offset)
+    }
+
+    /// The `len` bytes at `addr`, if they lie inside one buffer.
+    pub(super) fn find(&mut self, addr: u64, len: u64) -> Option<&mut [u8]> {
+        self.buffers.iter_mut().find_map(|b| {
+            let end = b.base + b.bytes.len() as u64;
+            (addr >= b.base && addr + len <= end).then(|| {
+                let at = (addr - b.base) as usize;
+                &mut b.bytes[at..at + len as usize]
+            })
+        })
+    }
+}
+
+struct Burst {
+    addr: u64,
+    beats: u64,
+    done: u64,
+    ready_at: u64,
+}
+
+/// The ports of one AXI4 master, `<master>_<signal>`.
+struct AxiPorts {
+    awvalid: PortId,
+    awready: PortId,
+    awaddr: PortId,
+    awlen: PortId,
+    wvalid: PortId,
+    wready: PortId,
+    wdata: PortId,
+    wstrb: PortId,
+    wlast: PortId,
+    bvalid: PortId,
+    bready: PortId,
+    arvalid: PortId,
+    arready: PortId,
+    araddr: PortId,
+    arlen: PortId,
+    rvalid: PortId,
+    rready: PortId,
+    rdata: PortId,
+    rlast: PortId,
+}
+
+/// One AXI4 master of the kernel and the memory side's state for it.
+pub(super) struct Master {
+    name: String,
+    /// Bytes of one beat.
+    pub(super) bytes: u64,
+    p: AxiPorts,
+    reads: VecDeque<Burst>,
+    writes: VecDeque<Burst>,
+    responses: VecDeque<u64>,
+    held_ar: Option<(u64, u64)>,
+    held_aw: Option<(u64, u64)>,
+    held_w: Option<Vec<u32>>,
+    r_offered: bool,
+    w_ready: bool,
+    b_offered: bool,
+}
+
+impl Master {
+    /// The memory side of `master`, its ports resolved in `h`.
+    pub(super) fn new(h: &Harness, master: &AxiMaster) -> Result<Self> {
+        let port = |sig: &str| h.port(&format!("{}_{sig}", master.name));
+        Ok(Self {
+            name: master.name.clone(),
+            bytes: u64::from(master.data_bits / 8),
+            p: AxiPorts {
+                awvalid: port("awvalid")?,
+                awready: port("awready")?,
+                awaddr: port("awaddr")?,
+                awlen: port("awlen")?,
+                wvalid: port("wvalid")?,
+                wready: port("wready")?,
+                wdata: port("wdata")?,
+                wstrb: port("wstrb")?,
+                wlast: port("wlast")?,
+                bvalid: port("bvalid")?,
+                bready: port("bready")?,
+                arvalid: port("arvalid")?,
+                arready: port("arready")?,
+                araddr: port("araddr")?,
+                arlen: port("arlen")?,
+                rvalid: port("rvalid")?,
+                rready: port("rready")?,
+                rdata: port("rdata")?,
+                rlast: port("rlast")?,
+            },
+            reads: VecDeque::new(),
+            writes: VecDeque::new(),
+            responses: VecDeque::new(),
+            held_ar: None,
+            held_aw: None,
+            held_w: None,
+            r_offered: false,
+            w_ready: false,
+            b_offered: false,
+        })
+    }
+
+    fn protocol(&self, h: &Harness, what: String) -> SimError {
+        SimError::Protocol {
+            cycle: h.cycle(),
+            what: format!("{}: {what}", self.name),
+        }
+    }
+
+    /// Drives the memory side for this cycle: address and data readiness as the stalls
+    /// allow, read data of the oldest burst once its latency has passed, write responses.
+    pub(super) fn drive(&mut self, h: &mut Harness, mem: &mut DeviceMemory) {
+        let stalls = h.stalls();
+        let ar_ready = h.chance(stalls.output_ready);
+        let aw_ready = h.chance(stalls.output_ready);
+        let w_ready = h.chance(stalls.output_ready);
+        let r_try = h.chance(stalls.input_valid);
+        let b_try = h.chance(stalls.input_valid);
+        let cycle = h.cycle();
+        h.set(self.p.arready, u64::from(ar_ready));
+        h.set(self.p.awready, u64::from(aw_ready));
+        // Data is taken only for a burst whose address was accepted.
+        self.w_ready = w_ready && !self.writes.is_empty();
+        h.set(self.p.wready, u64::from(self.w_ready));
+        self.r_offered = false;
+        if let Some(b) = self.reads.front() {
+            if r_try && b.ready_at <= cycle {
+                let (addr, last) = (b.addr + b.done * self.bytes, b.done + 1 == b.beats);
+                let data = mem
+                    .find(addr, self.bytes)
+                    .expect("bursts are checked when accepted")
+                    .chunks(4)
+                    .map(|c| u32::from_le_bytes(c.try_into().expect("4-byte words")))
+                    .collect::<Vec<_>>();
+                h.set_words(self.p.rdata, &data);
+                h.set(self.p.rlast, u64::from(last));
+                self.r_offered = true;
+            }
+        }
+        h.set(self.p.rvalid, u64::from(self.r_offered));
+        self.b_offered = b_try && self.responses.front().is_some_and(|&t| t <= cycle);
+        h.set(self.p.bvalid, u64::from(self.b_offered));
+    }
+
+    fn check_burst(&self, h: &Harness, mem: &mut DeviceMemory, addr: u64, len: u64) -> Result<()> {
+        let beats = len + 1;
+        let bytes = beats * self.bytes;
+        if !addr.is_multiple_of(self.bytes) {
+            return Err(self.protocol(
+                h,
+                format!("address {addr:#x} not aligned to {} bytes", self.bytes),
+            ));
+        }
+        if addr % 4096 + bytes > 4096 {
+            return Err(self.protocol(
+                h,
+                format!("burst at {addr:#x} of {beats} beats crosses 4 KiB"),
+            ));
+        }
+        if mem.find(addr, bytes).is_none() {
+            return Err(self.protocol(
+                h,
+                format!("burst at {addr:#x} of {beats} beats is outside every buffer"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes this cycle's handshakes of the settled kernel: accepted bursts are checked and
+    /// queued, read beats retired, written beats stored, responses retired.
+    pub(super) fn sample(&mut self, h: &mut Harness, mem: &mut DeviceMemory) -> Result<()> {
+        let latency = h.rng().random_range(1..=6);
+        let p = &self.p;
+        // AR: payload stable while waiting; accepted bursts are checked and queued.
+        if h.get(p.arvalid) == 1 {
+            let ar = (h.get(p.araddr), h.get(p.arlen));
+            if self.held_ar.is_some_and(|held| held != ar) {
+                return Err(self.protocol(h, "AR changed while waiting".into()));
+            }
+            if h.get(p.arready) == 1 {
+                self.check_burst(h, mem, ar.0, ar.1)?;
+                self.reads.push_back(Burst {
+                    addr: ar.0,
+                    beats: ar.1 + 1,
+                    done: 0,
+                    ready_at: h.cycle() + latency,
+                });
+                self.held_ar = None;
+            } else {
+                self.held_ar = Some(ar);
+            }
+        }
+        if self.r_offered && h.get(p.rready) == 1 {
+            let b = self.reads.front_mut().expect("offered from a burst");
+            b.done += 1;
+            if b.done == b.beats {
+                self.reads.pop_front();
+            }
+        }
+        // AW.
+        if h.get(p.awvalid) == 1 {
+            let aw = (h.get(p.awaddr), h.get(p.awlen));
+            if self.held_aw.is_some_and(|held| held != aw) {
+                return Err(self.protocol(h, "AW changed while waiting".into()));
+            }
+            if h.get(p.awready) == 1 {
+                self.check_burst(h, mem, aw.0, aw.1)?;
+                self.writes.push_back(Burst {
+                    addr: aw.0,
+                    beats: aw.1 + 1,
+                    done: 0,
+                    ready_at: 0,
+                });
+                self.held_aw = None;
+            } else {
+                self.held_aw = Some(aw);
+            }
+        }
+        // W: data into memory, WLAST exactly on the last beat, then a response.
+        if h.get(p.wvalid) == 1 {
+            let data = h.get_words(p.wdata);
+            let strb = h.get(p.wstrb);
+            let last = h.get(p.wlast) == 1;
+            if self.held_w.as_ref().is_some_and(|held| *held != data) {
+                return Err(self.protocol(h, "W data changed while waiting".into()));
+            }
+            if self.w_ready {
+                let bytes = self.bytes;
+                if strb != (1u64 << bytes) - 1 {
+                    return Err(self.protocol(h, format!("partial write strobe {strb:#x}")));
+                }
+                let b = self.writes.front_mut().expect("wready needs a burst");
+                let addr = b.addr + b.done * bytes;
+                b.done += 1;
+                let (done, beats) = (b.done, b.beats);
+                let end = done == beats;
+                if last != end {
+                    return Err(
+                        self.protocol(h, format!("WLAST = {last} on beat {done} of {beats}"))
+                    );
+                }
+                let dst = mem.find(addr, bytes).expect("checked when accepted");
+                for (chunk, w) in dst.chunks_mut(4).zip(&data) {
+                    chunk.copy_from_slice(&w.to_le_bytes());
+                }
+                if end {
+                    self.writes.pop_front();
+                    self.responses.push_back(h.cycle() + latency);
+                }
+                self.held_w = None;
+            } else {
+                self.held_w = Some(data);
+            }
+        } else if self.held_w.is_some() {
+            return Err(self.protocol(h, "WVALID dropped before WREADY".into()));
+        }
+        if self.b_offered && h.get(p.bready) == 1 {
+            self.responses.pop_front();
+        }
+        Ok(())
+    }
+}
