@@ -59,13 +59,15 @@ struct Ports {
 pub struct EngineSim {
     h: Harness,
     acc: Accelerator,
+    streams: Streams,
     p: Ports,
 }
 
 impl EngineSim {
     /// Loads a model of `pq_topk_engine` built for `acc` and resets it.
     pub fn new(built: &BuiltModel, acc: &Accelerator, seed: u64, stalls: Stalls) -> Result<Self> {
-        let h = Harness::new(built, &engine_ports(&Streams::of(acc)), seed, stalls)?;
+        let streams = Streams::of(acc);
+        let h = Harness::new(built, &engine_ports(&streams), seed, stalls)?;
         let p = Ports {
             rst: h.port("rst")?,
             cb: h.source("cb")?,
@@ -86,6 +88,7 @@ impl EngineSim {
         let mut sim = Self {
             h,
             acc: acc.clone(),
+            streams,
             p,
         };
         sim.reset();
@@ -129,7 +132,7 @@ impl EngineSim {
     pub fn load_codebook(&mut self, codebook: &QuantCodebook) -> Result<()> {
         let (m, k, sub) = codebook.values.dim();
         let bits = self.acc.config().quant.centroid_bits;
-        let width = sub as u32 * bits;
+        let width = self.streams.cb_data;
         // A centroid takes one cycle per element to write; stalls can stretch that.
         let deadline = self.h.deadline(4 * ((sub + 2) * m * k) as u64);
         for mi in 0..m {
@@ -151,8 +154,8 @@ impl EngineSim {
     pub fn run(&mut self, jobs: &[Job]) -> Result<Vec<JobOutcome>> {
         let cfg = self.acc.config().clone();
         let d = *self.acc.derived();
-        let head_dim = cfg.pq.head_dim;
         let qb = cfg.quant.query_bits;
+        let q_width = self.streams.q_data;
         let layout = d.layout;
         let wpb = layout.words_per_beat();
         let tpb = layout.tokens_per_beat as usize;
@@ -189,11 +192,8 @@ impl EngineSim {
             // Drive inputs.
             let q_valid = self.h.offer(&self.p.q, sent < jobs.len());
             if q_valid {
-                let words = pack_fields(
-                    jobs[sent].query.iter().map(|&v| i64::from(v)),
-                    qb,
-                    head_dim * qb,
-                );
+                let words =
+                    pack_fields(jobs[sent].query.iter().map(|&v| i64::from(v)), qb, q_width);
                 self.h.set_words(self.p.q.data, &words);
             }
             let busy = self.h.get(self.p.busy) == 1;

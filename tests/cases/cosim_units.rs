@@ -7,6 +7,7 @@ use kvpq_core::golden::lut::build_lut;
 use kvpq_core::golden::scan::score_codes;
 use kvpq_core::golden::topk::{top_k, Hit};
 use kvpq_core::interface::bits::{beat_words, pack_fields, sign_extend};
+use kvpq_core::interface::Streams;
 use kvpq_core::spec::{Accelerator, TopKStrategy};
 use kvpq_tests::random::small_accelerators;
 use kvpq_tests::workload::{draw, Values};
@@ -45,6 +46,7 @@ fn configs(seed: u64, n: usize) -> Vec<Accelerator> {
 fn dist_unit_lut_matches_golden() -> Result<()> {
     for (i, acc) in configs(21, 12).iter().enumerate() {
         let w = acc.derived().widths;
+        let streams = Streams::of(acc);
         let c = acc.config();
         let mut b = bench(acc, "pq_dist_unit")?;
         for (round, values) in [Values::Uniform, Values::Ties].into_iter().enumerate() {
@@ -55,7 +57,7 @@ fn dist_unit_lut_matches_golden() -> Result<()> {
                 let words = pack_fields(
                     (0..sub).map(|j| i64::from(wl.codebook.values[[e / k, e % k, j]])),
                     w.centroid_bits,
-                    sub as u32 * w.centroid_bits,
+                    streams.cb_data,
                 );
                 b.drive_words("cb_data", &words)?;
                 b.drive("cb_valid", 1)?;
@@ -74,7 +76,7 @@ fn dist_unit_lut_matches_golden() -> Result<()> {
                     &pack_fields(
                         q.iter().map(|&v| i64::from(v)),
                         w.query_bits,
-                        c.pq.head_dim * w.query_bits,
+                        streams.q_data,
                     ),
                 )?;
                 b.drive("lut_free", 1)?;
