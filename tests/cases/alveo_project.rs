@@ -13,13 +13,8 @@ use hwgen::targets::alveo::{ArgKind, KernelInterface};
 use hwgen_cli::commands::generate;
 use kvpq_core::spec::{Accelerator, Platform};
 use kvpq_tests::random::small_accelerators;
+use kvpq_tests::scratch;
 use sim::ports::parse_ports;
-
-fn out_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kvpq-alveo-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -27,7 +22,7 @@ fn read(path: &Path) -> String {
 
 /// Generates the folder of `acc` like `hwgen generate --target`; returns it and the interface.
 fn generate_project(acc: &Accelerator) -> (PathBuf, KernelInterface) {
-    let dir = out_dir(&acc.config().name);
+    let dir = scratch("alveo_project", &acc.config().name);
     let (design, _) = generate::write_design(acc, &dir).expect("generate");
     let written = generate::write_target(acc, &design, &dir, false).expect("alveo files");
     let count = |sub: &str| {

@@ -10,21 +10,15 @@
 use std::path::PathBuf;
 
 use hwgen::emit::Design;
-use kvpq_core::golden::{GoldenEngine, QueryResult};
+use kvpq_core::golden::GoldenEngine;
 use kvpq_core::spec::Accelerator;
 use kvpq_tests::random::small_accelerators;
 use kvpq_tests::workload::{draw, Values};
+use kvpq_tests::{compare, env_or};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use sim::{build_model, default_cache, EngineSim, Job, Stalls};
-
-fn env_or(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The queries of one case: (n_tokens, k) pairs covering the edge cases.
 fn shapes(acc: &Accelerator, rng: &mut ChaCha8Rng) -> Vec<(usize, usize)> {
@@ -46,22 +40,6 @@ fn shapes(acc: &Accelerator, rng: &mut ChaCha8Rng) -> Vec<(usize, usize)> {
         ));
     }
     s
-}
-
-fn first_difference(got: &QueryResult, want: &QueryResult) -> String {
-    if got.shift != want.shift {
-        return format!("shift: engine {} golden {}", got.shift, want.shift);
-    }
-    for (i, (g, w)) in got.hits.iter().zip(&want.hits).enumerate() {
-        if g != w {
-            return format!("result {i}: engine {g:?} golden {w:?}");
-        }
-    }
-    format!(
-        "result count: engine {} golden {}",
-        got.hits.len(),
-        want.hits.len()
-    )
 }
 
 /// Runs every case of one description; Err carries a report of the first mismatch.
@@ -104,14 +82,12 @@ fn run_config(acc: &Accelerator, seed: u64, trace: Option<PathBuf>) -> Result<us
             let want = golden
                 .run(job.query, job.beats, job.n_tokens, job.k)
                 .map_err(|e| e.to_string())?;
-            if o.result != want || o.count as usize != want.hits.len() {
-                return Err(format!(
-                    "{name} ({values:?}, n_tokens {}, k {}): {}",
-                    job.n_tokens,
-                    job.k,
-                    first_difference(&o.result, &want)
-                ));
-            }
+            compare("engine", &o.result, o.count as usize, &want).map_err(|e| {
+                format!(
+                    "{name} ({values:?}, n_tokens {}, k {}): {e}",
+                    job.n_tokens, job.k
+                )
+            })?;
             checked += 1;
         }
         // Reset between rounds: the codebook is reloaded, queries in flight are gone.
@@ -147,7 +123,7 @@ fn random_configs_match_the_golden_model() {
                 let _ = run_config(acc, *case_seed, Some(trace.clone()));
                 failures.push(format!(
                     "{report}\n  trace: {}\n  reproduce: KVPQ_COSIM_SEED={seed} KVPQ_COSIM_CONFIGS={count} \
-                     KVPQ_COSIM_ONLY={} cargo test -p kvpq-tests --test cosim\n--- config ---\n{}",
+                     KVPQ_COSIM_ONLY={} cargo test -p kvpq-tests --test kvpq -- cosim::\n--- config ---\n{}",
                     trace.display(),
                     acc.config().name,
                     acc.config().to_toml_string()

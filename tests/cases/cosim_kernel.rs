@@ -12,17 +12,11 @@ use kvpq_core::golden::GoldenEngine;
 use kvpq_core::spec::{Accelerator, Platform};
 use kvpq_tests::random::small_accelerators;
 use kvpq_tests::workload::{draw, Values};
+use kvpq_tests::{compare, env_or};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use sim::{build_model, default_cache, KernelCall, KernelSim, Stalls};
-
-fn env_or(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Runs a few queries through the kernel: the first loads the codebook, later ones reuse
 /// it, one reloads another codebook; n_tokens and k include 0, clamping and N < k.
@@ -72,12 +66,12 @@ fn run_config(acc: &Accelerator, seed: u64, max_n: u32) -> Result<usize, String>
             let want = golden
                 .run(q, &wl.beats, n_eff, k_eff)
                 .map_err(|e| e.to_string())?;
-            if got.result != want || got.count as usize != want.hits.len() {
-                return Err(format!(
-                    "{}\n{name} ({values:?}, n {n}, k {k}): kernel shift {} count {} hits {:?}\n  golden shift {} hits {:?}",
-                    acc.config().to_toml_string(), got.result.shift, got.count, got.result.hits, want.shift, want.hits
-                ));
-            }
+            compare("kernel", &got.result, got.count as usize, &want).map_err(|e| {
+                format!(
+                    "{name} ({values:?}, n {n}, k {k}): {e}\n{}",
+                    acc.config().to_toml_string()
+                )
+            })?;
             checked += 1;
         }
     }

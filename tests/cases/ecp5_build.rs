@@ -1,7 +1,7 @@
 //! The open ECP5 flow end to end on a small description: Yosys, nextpnr-ecp5 and ecppack
 //! produce a ULX3S bitstream, the manifest records Fmax and utilization, and `hwgen report`
 //! prints them with the projections. The example descriptions take much longer; they run
-//! with `KVPQ_ECP5_EXAMPLES=1 cargo test -p kvpq-tests --test ecp5_build -- --nocapture`.
+//! with `KVPQ_ECP5_EXAMPLES=1 cargo test -p kvpq-tests --test kvpq -- ecp5_build:: --nocapture`.
 
 use hwgen::flow::lint::verilator_lint;
 use hwgen::targets::ecp5::{self, flow, synth::Ecp5Cells, ulx3s};
@@ -11,12 +11,7 @@ use kvpq_core::spec::{
     Accelerator, AcceleratorBuilder, EngineConfig, PqConfig, QuantConfig, ScannerConfig,
     TargetConfig, TopKConfig,
 };
-
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("kvpq-ecp5-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use kvpq_tests::scratch;
 
 fn small(clock_mhz: f64) -> Accelerator {
     AcceleratorBuilder::new("ecp5-small", PqConfig::new(8, 2, 2))
@@ -32,7 +27,7 @@ fn small(clock_mhz: f64) -> Accelerator {
 
 #[test]
 fn small_design_builds_a_bitstream_and_reports_it() {
-    let root = scratch("small");
+    let root = scratch("ecp5_build", "small");
     let (dir, manifest) =
         build::run(&small(100.0), Platform::Ecp5, &root, 1, true).expect("ECP5 flow");
     let record = manifest.ecp5.expect("the build records the bitstream");
@@ -67,7 +62,7 @@ fn small_design_builds_a_bitstream_and_reports_it() {
 fn board_files_are_clean_and_checked() {
     // The UART modules are portable: Verilator -Wall must accept them.
     let acc = small(100.0);
-    let dir = scratch("uart");
+    let dir = scratch("ecp5_build", "uart");
     let files = ulx3s::render(&acc).unwrap();
     hwgen::emit::write_files(&dir, &files).unwrap();
     for top in ["kvpq_uart_rx", "kvpq_uart_tx"] {
@@ -89,7 +84,7 @@ fn board_files_are_clean_and_checked() {
 #[test]
 fn an_over_full_device_stops_after_synthesis() {
     let acc = small(100.0);
-    let dir = scratch("full");
+    let dir = scratch("ecp5_build", "full");
     let design = hwgen::emit::Design::render(&acc).unwrap();
     design.write(&dir).unwrap();
     let board = ulx3s::render(&acc).unwrap();
@@ -118,7 +113,7 @@ fn example_bitstreams_when_asked() {
     if std::env::var_os("KVPQ_ECP5_EXAMPLES").is_none() {
         return;
     }
-    let root = scratch("examples");
+    let root = scratch("ecp5_build", "examples");
     for path in kvpq_tests::example_paths() {
         let acc = Accelerator::from_toml_file(&path).unwrap();
         match build::run(&acc, Platform::Ecp5, &root, 1, false) {

@@ -6,6 +6,7 @@ use hwgen::targets::alveo::estimate::{Estimate, Resources};
 use hwgen_cli::commands::{estimate, generate, report};
 use kvpq_core::spec::{Accelerator, Platform};
 use kvpq_tests::random::small_accelerators;
+use kvpq_tests::scratch;
 
 fn small_alveo() -> Accelerator {
     small_accelerators(7, 1)[0]
@@ -16,8 +17,7 @@ fn small_alveo() -> Accelerator {
 #[test]
 fn estimate_is_recorded_and_reported() {
     let acc = small_alveo();
-    let dir = std::env::temp_dir().join(format!("kvpq-estimate-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = scratch("estimates", "recorded");
     generate::write_design(&acc, &dir).unwrap();
 
     let engine = estimate::run(&dir, None).expect("engine estimate");
@@ -58,8 +58,7 @@ fn estimate_is_recorded_and_reported() {
 
 #[test]
 fn estimate_names_what_is_wrong() {
-    let dir = std::env::temp_dir().join(format!("kvpq-estimate-empty-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("estimates", "empty");
     let err = format!("{:#}", estimate::run(&dir, None).unwrap_err());
     assert!(
         err.contains("manifest.json") && err.contains("hwgen generate"),

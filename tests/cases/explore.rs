@@ -3,6 +3,7 @@
 //! recall, cycle-model throughput), a Pareto front is marked and both plots are written.
 
 use hwgen_cli::commands::explore;
+use kvpq_tests::scratch;
 
 const BASE: &str = r#"
 name = "space-base"
@@ -31,9 +32,7 @@ clock_mhz = 100.0
 
 #[test]
 fn small_space_is_explored() {
-    let dir = std::env::temp_dir().join(format!("kvpq-explore-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("explore", "small");
     std::fs::write(dir.join("base.toml"), BASE).unwrap();
     std::fs::write(
         dir.join("space.toml"),

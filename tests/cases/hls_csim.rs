@@ -11,15 +11,9 @@ use kvpq_core::golden::{GoldenEngine, Hit, QueryResult};
 use kvpq_core::spec::Accelerator;
 use kvpq_tests::random::small_accelerators;
 use kvpq_tests::workload::{draw, Values};
+use kvpq_tests::{compare, env_or};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
-
-fn env_or(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Compiles the C simulation of `acc` (cached by the hash of its sources); returns the binary.
 fn build(acc: &Accelerator) -> Result<PathBuf, String> {
@@ -137,12 +131,12 @@ fn run_config(acc: &Accelerator, seed: u64) -> Result<usize, String> {
                 })
                 .collect();
             let got = QueryResult { hits, shift };
-            if got != want || count != want.hits.len() {
-                return Err(format!(
-                    "{name} ({values:?}, n {n}, k {k}): csim {got:?}\n golden {want:?}\n{}",
+            compare("csim", &got, count, &want).map_err(|e| {
+                format!(
+                    "{name} ({values:?}, n {n}, k {k}): {e}\n{}",
                     acc.config().to_toml_string()
-                ));
-            }
+                )
+            })?;
             checked += 1;
         }
         if checked < (round + 1) * shapes.len() {

@@ -3,36 +3,19 @@
 //! sweep of random valid descriptions, every third one with the Alveo RTL kernel (50 by default; `KVPQ_RTL_SWEEP=N` for more,
 //! `KVPQ_RTL_SEED=S` for another draw).
 
-use std::path::PathBuf;
-
 use hwgen::emit::Design;
 use hwgen::flow::lint::verilator_lint;
 use hwgen::flow::yosys::SynthMode;
 use hwgen_cli::commands::lint::{self, check_tops};
 use kvpq_core::spec::{Accelerator, Platform};
-use kvpq_tests::{example_paths, random::small_accelerators};
+use kvpq_tests::{env_or, example_paths, random::small_accelerators, scratch};
 use rayon::prelude::*;
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join(format!("kvpq-rtl-{}", std::process::id()))
-        .join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn env_or(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[test]
 fn example_rtl_is_lint_clean() {
     for path in example_paths() {
         let acc = Accelerator::from_toml_file(&path).unwrap();
-        let dir = scratch(&acc.config().name);
+        let dir = scratch("rtl_checks", &acc.config().name);
         let design = Design::render(&acc).unwrap();
         design.write(&dir).unwrap();
         for top in check_tops(&design) {
@@ -61,7 +44,7 @@ fn random_configs_are_lint_and_synthesis_clean() {
     let failures: Vec<String> = accs
         .par_iter()
         .filter_map(|acc| {
-            let dir = scratch(&acc.config().name);
+            let dir = scratch("rtl_checks", &acc.config().name);
             lint::run(acc, &dir, SynthMode::Full).err().map(|e| {
                 format!(
                     "{} ({}):\n{e:#}\n--- config ---\n{}",

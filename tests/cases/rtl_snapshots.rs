@@ -1,6 +1,6 @@
 //! Golden files of the RTL generated for the default description, so every template change
 //! shows up in review. After an intended change: `KVPQ_BLESS=1 cargo test -p kvpq-tests
-//! --test rtl_snapshots` rewrites them.
+//! --test kvpq -- rtl_snapshots::` rewrites them.
 
 use std::path::PathBuf;
 

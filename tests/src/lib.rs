@@ -1,8 +1,62 @@
-//! Shared fixtures of the workspace-level tests.
+//! Shared helpers of the workspace-level tests: paths, scratch folders, environment knobs
+//! (every `KVPQ_*` variable is listed in docs/environment.md), random descriptions and
+//! workloads, and the comparison with the golden model.
 
 use std::path::PathBuf;
 
+use kvpq_core::golden::QueryResult;
 use kvpq_core::spec::Accelerator;
+
+/// `$var` as a number, or `default` when it is unset or not a number.
+pub fn env_or(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// An empty scratch folder `<tmp>/kvpq-tests-<pid>/<area>/<name>` (emptied if it exists);
+/// `area` is the test module, so tests running side by side never share a folder.
+pub fn scratch(area: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join(format!("kvpq-tests-{}", std::process::id()))
+        .join(area)
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir
+}
+
+/// Compares what an implementation returned (`who`: "engine", "kernel", ...) with the
+/// golden model's result, and the count it reported with the golden count; `Err` names the
+/// first difference.
+pub fn compare(
+    who: &str,
+    got: &QueryResult,
+    count: usize,
+    want: &QueryResult,
+) -> Result<(), String> {
+    if got.shift != want.shift {
+        return Err(format!("shift: {who} {} golden {}", got.shift, want.shift));
+    }
+    if let Some((i, (g, w))) = got
+        .hits
+        .iter()
+        .zip(&want.hits)
+        .enumerate()
+        .find(|(_, (g, w))| g != w)
+    {
+        return Err(format!("result {i}: {who} {g:?} golden {w:?}"));
+    }
+    if got.hits.len() != want.hits.len() || count != want.hits.len() {
+        return Err(format!(
+            "result count: {who} returned {} and reported {count}, golden {}",
+            got.hits.len(),
+            want.hits.len()
+        ));
+    }
+    Ok(())
+}
 
 /// Root of the repository.
 pub fn repo_root() -> PathBuf {
