@@ -81,3 +81,180 @@ fn missing_config_is_a_clear_error() {
     assert!(!ok);
     assert!(err.contains("does-not-exist.toml"), "{err}");
 }
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hwgen-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Every example, `copies` times over: far more output than a pipe buffers, so the writer
+/// is still writing when the reader goes away.
+fn many_examples(copies: usize) -> Vec<String> {
+    let mut paths: Vec<String> = std::fs::read_dir(examples())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 4, "{paths:?}");
+    paths
+        .iter()
+        .cycle()
+        .take(paths.len() * copies)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn closed_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hwgen"))
+        .arg("check")
+        .args(many_examples(100))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hwgen runs");
+    let mut head = [0u8; 10];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    // The read end is dropped here, like `| head -c 10`.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.is_empty(), "expected a quiet exit, got:\n{err}");
+    assert!(out.status.success(), "{:?}", out.status);
+}
+
+#[test]
+fn full_disk_is_an_error_not_a_panic() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        return; // no /dev/full on this system
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_hwgen"))
+        .arg("check")
+        .args(many_examples(1))
+        .stdout(full)
+        .output()
+        .expect("hwgen runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("error: writing output: No space left on device"),
+        "{err}"
+    );
+}
+
+#[test]
+fn oversize_description_is_refused() {
+    let dir = scratch("oversize");
+    let text = std::fs::read_to_string(examples().join("pqcache-llama3.toml"))
+        .unwrap()
+        .replace(
+            "name = \"pqcache-llama3\"",
+            &format!("name = \"a{}\"", "b".repeat(20 << 20)),
+        );
+    let big = dir.join("big.toml");
+    std::fs::write(&big, text).unwrap();
+    let (ok, _, err) = hwgen(&["check", big.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("big.toml"), "{err}");
+    assert!(err.contains("1048576-byte limit"), "{err}");
+    assert!(err.len() < 1000, "{} bytes of error", err.len());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn wrong_type_names_the_field() {
+    let dir = scratch("type");
+    let text = std::fs::read_to_string(examples().join("pqcache-llama3.toml"))
+        .unwrap()
+        .replace("lanes = 42", "lanes = \"4\"");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, text).unwrap();
+    let (ok, _, err) = hwgen(&["check", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("scanner.lanes: invalid type: string \"4\", expected u32"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A generated folder whose manifest `edit` corrupts; returns `hwgen report`'s result.
+fn report_after(name: &str, edit: impl Fn(&mut serde_json::Value)) -> (bool, String, String) {
+    let dir = scratch(name);
+    let cfg = examples().join("fastscan-4bit.toml");
+    let (ok, _, err) = hwgen(&[
+        "generate",
+        cfg.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let path = dir.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    // The report reads the folder as is first.
+    let (ok, out, err) = hwgen(&["report", dir.to_str().unwrap()]);
+    assert!(ok && out.contains("fastscan-4bit"), "{err}");
+    edit(&mut m);
+    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    let result = hwgen(&["report", dir.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).ok();
+    result
+}
+
+/// An ECP5 record as `hwgen build` writes it.
+fn ecp5_record(achieved: f64, used: u64, available: u64) -> serde_json::Value {
+    serde_json::json!({
+        "board": "ulx3s",
+        "device": "--85k --package CABGA381",
+        "top": "ulx3s_top",
+        "bitstream": "design.bit",
+        "core_clock": "clk",
+        "fmax": { "achieved": achieved, "constraint": 100.0 },
+        "utilization": { "TRELLIS_COMB": { "used": used, "available": available } },
+        "seconds": [["synth", 1.0]]
+    })
+}
+
+#[test]
+fn report_refuses_zero_lanes() {
+    let (ok, out, err) = report_after("lanes0", |m| m["config"]["scanner"]["lanes"] = 0.into());
+    assert!(!ok, "{out}");
+    assert!(!out.contains("inf"), "{out}");
+    assert!(err.contains("`scanner.lanes` = 0"), "{err}");
+    assert!(err.contains("manifest field `config`"), "{err}");
+}
+
+#[test]
+fn report_refuses_a_negative_fmax() {
+    let (ok, out, err) = report_after("fmax", |m| m["ecp5"] = ecp5_record(-42.0, 10, 100));
+    assert!(!ok, "{out}");
+    assert!(!out.contains("met"), "{out}");
+    assert!(err.contains("ecp5.fmax.achieved"), "{err}");
+    assert!(err.contains("-42 MHz is not a clock frequency"), "{err}");
+}
+
+#[test]
+fn report_refuses_more_used_than_available() {
+    let (ok, out, err) = report_after("used", |m| m["ecp5"] = ecp5_record(90.0, u64::MAX, 83640));
+    assert!(!ok, "{out}");
+    assert!(!out.contains('%'), "{out}");
+    assert!(err.contains("ecp5.utilization.TRELLIS_COMB"), "{err}");
+    assert!(err.contains("used of 83640 available"), "{err}");
+}
+
+#[test]
+fn report_of_a_valid_ecp5_record_prints_it() {
+    // The same record with plausible numbers is accepted: the refusals above are about the
+    // values, not the record's shape.
+    let (ok, out, err) = report_after("valid", |m| m["ecp5"] = ecp5_record(90.0, 10, 100));
+    assert!(ok, "{err}");
+    assert!(out.contains("90.0 MHz achieved"), "{out}");
+}
