@@ -298,6 +298,7 @@ fn run(cli: Cli, out: &mut Output<impl Write>) -> Result<ExitCode> {
             seed,
         } => {
             let acc = load(&config)?;
+            golden::check_workload(&acc, tokens.min(acc.config().engine.max_tokens), queries)?;
             let opts = simulate::SimOptions {
                 tokens,
                 queries,

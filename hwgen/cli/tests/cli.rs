@@ -258,3 +258,55 @@ fn report_of_a_valid_ecp5_record_prints_it() {
     assert!(ok, "{err}");
     assert!(out.contains("90.0 MHz achieved"), "{out}");
 }
+
+#[test]
+fn golden_bounds_queries_and_tokens() {
+    let cfg = examples().join("fastscan-4bit.toml");
+    let cfg = cfg.to_str().unwrap();
+    let (ok, _, err) = hwgen(&["golden", cfg, "--queries", "4294967295"]);
+    assert!(!ok);
+    assert!(
+        err.contains("--queries 4294967295: must be in 1..=65536"),
+        "{err}"
+    );
+    let (ok, _, err) = hwgen(&["golden", cfg, "--tokens", "0"]);
+    assert!(!ok);
+    assert!(err.contains("--tokens 0"), "{err}");
+}
+
+#[test]
+fn golden_refuses_a_huge_gqa_group_at_check() {
+    let dir = scratch("gqa");
+    let text = std::fs::read_to_string(examples().join("fastscan-4bit.toml"))
+        .unwrap()
+        .replace("gqa_group = 4", "gqa_group = 4294967295");
+    let bad = dir.join("gqa.toml");
+    std::fs::write(&bad, text).unwrap();
+    let (ok, _, err) = hwgen(&["golden", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("`retrieval.gqa_group` = 4294967295"), "{err}");
+    assert!(err.contains("at most 1024"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn golden_says_recall_does_not_apply_when_k_is_zero() {
+    // fastscan-4bit keeps 32 sinks: at 33 tokens the local window takes the last one.
+    let cfg = examples().join("fastscan-4bit.toml");
+    let (ok, out, err) = hwgen(&[
+        "golden",
+        cfg.to_str().unwrap(),
+        "--tokens",
+        "33",
+        "--queries",
+        "2",
+        "--kmeans-iters",
+        "2",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("recall: not applicable, k = 0 (sinks + local window only)"),
+        "{out}"
+    );
+    assert!(!out.contains("recall@0"), "{out}");
+}

@@ -210,9 +210,14 @@ fn evaluate(cfg: AcceleratorConfig, space: &Space, dir: &Path) -> Point {
             kmeans_iters: space.kmeans_iters,
             progress: false,
         };
+        // A point whose policy retrieves nothing at the space's context has no recall to
+        // rank: it is an error, not a perfect score.
         p.recall = golden::run(&acc, &opts)
             .context("golden model")?
             .recall
+            .with_context(|| {
+                format!("recall not applicable: the retrieval policy gives k = 0 at {n} tokens")
+            })?
             .mean;
         let cycles = &acc.derived().cycles;
         let hz = cfg.target.clock_mhz * 1e6;
