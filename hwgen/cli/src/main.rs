@@ -44,6 +44,12 @@ enum Command {
         /// RTL kernel, the HLS kernel (OUT/hls) and the Vitis project (OUT/vitis) are emitted.
         #[arg(long, value_parser = parse_platform)]
         target: Option<Platform>,
+        /// Generate into a folder that holds another design, or files of a previous
+        /// generation this one does not write: first remove exactly the files its
+        /// manifest.json accounts for (listed Verilog, manifest, README, hls/ and vitis/).
+        /// Other files are never touched.
+        #[arg(long)]
+        force: bool,
     },
     /// Generate the RTL and check it: Verilator -Wall lint, Yosys synthesis with no latches,
     /// undriven nets or loops; print cells per module.
@@ -197,6 +203,7 @@ fn run(cli: Cli, out: &mut Output<impl Write>) -> Result<ExitCode> {
             out: dir,
             hls,
             target,
+            force,
         } => {
             let mut acc = load(&config)?;
             if let Some(platform) = target {
@@ -204,18 +211,14 @@ fn run(cli: Cli, out: &mut Output<impl Write>) -> Result<ExitCode> {
                     format!("config {} for --target {platform}", config.display())
                 })?;
             }
-            let alveo = acc.config().target.platform.is_alveo();
-            let (design, mut paths) = generate::write_design(&acc, &dir)?;
-            if hls || alveo {
-                paths.extend(generate::write_hls(&acc, &dir.join("hls"))?);
+            let done = generate::generate(&acc, &dir, hls, force)?;
+            for path in &done.removed {
+                writeln!(out, "removed {} (previous generation)", path.display())?;
             }
-            if alveo {
-                paths.extend(generate::write_vitis(&acc, &design, &dir.join("vitis"))?);
-            }
-            for path in paths {
+            for path in &done.written {
                 writeln!(out, "wrote {}", path.display())?;
             }
-            writeln!(out, "content hash {}", design.manifest.content_hash)?;
+            writeln!(out, "content hash {}", done.content_hash)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Build {

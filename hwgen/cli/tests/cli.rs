@@ -310,3 +310,144 @@ fn golden_says_recall_does_not_apply_when_k_is_zero() {
     );
     assert!(!out.contains("recall@0"), "{out}");
 }
+
+fn generate(
+    cfg: &std::path::Path,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> (bool, String, String) {
+    let mut args = vec![
+        "generate",
+        cfg.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    hwgen(&args)
+}
+
+/// Every file under `dir`, relative, sorted.
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn generate_refuses_to_mix_two_designs() {
+    let root = scratch("mix");
+    let dir = root.join("out");
+    let (ok, _, err) = generate(&examples().join("pqcache-llama3.toml"), &dir, &[]);
+    assert!(ok, "{err}");
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    let fastscan = examples().join("fastscan-4bit.toml");
+    let (ok, _, err) = generate(&fastscan, &dir, &[]);
+    assert!(!ok);
+    assert!(err.contains(&dir.display().to_string()), "{err}");
+    assert!(err.contains("holds the design `pqcache-llama3`"), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    // Nothing was written: the folder is still the old design.
+    assert!(tree(&dir).contains(&"kvpq_krnl.v".to_string()));
+
+    let (ok, out, err) = generate(&fastscan, &dir, &["--force"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("removed"), "{out}");
+    let files = tree(&dir);
+    for stale in ["kvpq_krnl.v", "hls/kvpq_params.h", "vitis/Makefile"] {
+        assert!(
+            !files.contains(&stale.to_string()),
+            "{stale} left: {files:?}"
+        );
+    }
+    // Files no manifest accounts for are never touched.
+    assert!(files.contains(&"notes.txt".to_string()), "{files:?}");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let mut listed: Vec<String> = m["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect();
+    listed.extend(["README.md", "manifest.json", "notes.txt"].map(String::from));
+    listed.sort();
+    assert_eq!(files, listed);
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn generate_refuses_stale_files_of_the_same_design() {
+    let root = scratch("stale");
+    let dir = root.join("out");
+    let cfg = examples().join("pqcache-llama3.toml");
+    let (ok, _, err) = generate(&cfg, &dir, &[]);
+    assert!(ok, "{err}");
+    // The same design again is fine: every file is rewritten.
+    let (ok, _, err) = generate(&cfg, &dir, &[]);
+    assert!(ok, "{err}");
+    // The same design without its Alveo target would leave the kernel and projects behind.
+    let (ok, _, err) = generate(&cfg, &dir, &["--target", "generic"]);
+    assert!(!ok);
+    assert!(
+        err.contains("of the previous generation would remain"),
+        "{err}"
+    );
+    assert!(err.contains("kvpq_krnl.v"), "{err}");
+    let (ok, _, err) = generate(&cfg, &dir, &["--target", "generic", "--force"]);
+    assert!(ok, "{err}");
+    let files = tree(&dir);
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.starts_with("vitis") || f == "kvpq_krnl.v"),
+        "{files:?}"
+    );
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn force_never_deletes_outside_the_folder() {
+    let root = scratch("escape");
+    let dir = root.join("out");
+    let cfg = examples().join("fastscan-4bit.toml");
+    let (ok, _, err) = generate(&cfg, &dir, &[]);
+    assert!(ok, "{err}");
+    let victim = root.join("victim.txt");
+    std::fs::write(&victim, "keep").unwrap();
+    let path = dir.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    m["files"][0]["name"] = "../victim.txt".into();
+    m["config"]["name"] = "other".into();
+    std::fs::write(&path, m.to_string()).unwrap();
+    let (ok, _, err) = generate(&cfg, &dir, &["--force"]);
+    assert!(ok, "{err}");
+    assert!(victim.exists(), "--force deleted a file outside the folder");
+    std::fs::remove_dir_all(&root).ok();
+}
+
+#[test]
+fn generate_refuses_an_unreadable_manifest() {
+    let root = scratch("garbage");
+    let dir = root.join("out");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("manifest.json"), "not json").unwrap();
+    let cfg = examples().join("fastscan-4bit.toml");
+    let (ok, _, err) = generate(&cfg, &dir, &[]);
+    assert!(!ok);
+    assert!(err.contains("manifest.json that cannot be read"), "{err}");
+    let (ok, _, err) = generate(&cfg, &dir, &["--force"]);
+    assert!(ok, "{err}");
+    std::fs::remove_dir_all(&root).ok();
+}
