@@ -451,3 +451,18 @@ fn generate_refuses_an_unreadable_manifest() {
     assert!(ok, "{err}");
     std::fs::remove_dir_all(&root).ok();
 }
+
+#[test]
+fn endless_inputs_are_refused() {
+    if !std::path::Path::new("/dev/zero").exists() {
+        return;
+    }
+    let (ok, _, err) = hwgen(&["check", "/dev/zero"]);
+    assert!(!ok);
+    assert!(err.contains("1048576-byte limit of a description"), "{err}");
+    let dir = scratch("explore-zero");
+    let (ok, _, err) = hwgen(&["explore", "/dev/zero", "--out", dir.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("1048576-byte limit of a space file"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
