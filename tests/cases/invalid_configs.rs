@@ -231,7 +231,7 @@ const RULE_CASES: &[(&str, Edit, &str, &str)] = &[
         "clock of 1e-300 MHz (projects 0.0 Mtok/s)",
         |c| c.target.clock_mhz = 1e-300,
         "target.clock_mhz",
-        "must be a clock in [1, 1000] MHz",
+        "`target.clock_mhz` = 1e-300: must be a clock in [1, 1000] MHz",
     ),
     (
         "clock NaN",
@@ -261,7 +261,8 @@ const RULE_CASES: &[(&str, Edit, &str, &str)] = &[
         "budget 1e-300 leaves k = 0",
         |c| c.retrieval.budget = 1e-300,
         "retrieval.budget",
-        "budget floor(0.00",
+        "`retrieval.budget` = 1e-300: the retrieval policy retrieves nothing at \
+         engine.max_tokens = 131072: budget floor(1e-300 x 131072) = 0 tokens",
     ),
     (
         "local_fraction 1 leaves k = 0",

@@ -232,7 +232,8 @@ impl AcceleratorConfig {
             let at = inner
                 .span()
                 .map(|span| {
-                    let before = &text[..span.start.min(text.len())];
+                    // `get`: a span that is not on a character boundary must not panic.
+                    let before = text.get(..span.start).unwrap_or(text);
                     let line = before.matches('\n').count() + 1;
                     let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
                     format!(" (line {line}, column {column})")

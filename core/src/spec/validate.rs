@@ -355,7 +355,7 @@ fn check_target(cfg: &AcceleratorConfig, v: &mut Rules) {
     v.require(
         mhz.is_finite() && (MIN_CLOCK_MHZ..=MAX_CLOCK_MHZ).contains(&mhz),
         "target.clock_mhz",
-        mhz,
+        num(mhz),
         format!("must be a clock in [{MIN_CLOCK_MHZ}, {MAX_CLOCK_MHZ}] MHz"),
     );
     if v.0.is_empty() {
@@ -458,13 +458,13 @@ fn check_retrieval(cfg: &AcceleratorConfig, v: &mut Rules) {
     v.require(
         r.budget.is_finite() && r.budget > 0.0 && r.budget <= 1.0,
         "retrieval.budget",
-        r.budget,
+        num(r.budget),
         "must be a fraction of the context in (0, 1]",
     );
     v.require(
         r.local_fraction.is_finite() && (0.0..=1.0).contains(&r.local_fraction),
         "retrieval.local_fraction",
-        r.local_fraction,
+        num(r.local_fraction),
         "must be a fraction of the budget in [0, 1]",
     );
     let n = cfg.engine.max_tokens;
@@ -483,9 +483,9 @@ fn check_retrieval(cfg: &AcceleratorConfig, v: &mut Rules) {
     if split.topk == 0 {
         // Blame the knob that zeroed k: no budget, a budget all local, or no middle left.
         let (field, value) = if budget == 0 {
-            ("retrieval.budget", r.budget.to_string())
+            ("retrieval.budget", num(r.budget))
         } else if local_want == budget {
-            ("retrieval.local_fraction", r.local_fraction.to_string())
+            ("retrieval.local_fraction", num(r.local_fraction))
         } else {
             ("retrieval.sink_tokens", r.sink_tokens.to_string())
         };
@@ -497,8 +497,8 @@ fn check_retrieval(cfg: &AcceleratorConfig, v: &mut Rules) {
                  floor({} x {n}) = {budget} tokens, local window floor({budget} x {}) = \
                  {local_want}, top-k {budget} - {local_want} = {} capped by the middle \
                  {n} - {} sinks - {} local = {} gives k = 0",
-                r.budget,
-                r.local_fraction,
+                num(r.budget),
+                num(r.local_fraction),
                 budget - local_want,
                 split.sink,
                 split.local,
@@ -513,9 +513,20 @@ fn check_retrieval(cfg: &AcceleratorConfig, v: &mut Rules) {
         format!(
             "the retrieval policy (budget {}, local_fraction {}) asks for k = {} at \
              engine.max_tokens = {n}",
-            r.budget, r.local_fraction, split.topk
+            num(r.budget),
+            num(r.local_fraction),
+            split.topk
         ),
     );
+}
+
+/// A float as a person reads it: `1e-300`, not three hundred zeros.
+fn num(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-4..1e9).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        x.to_string()
+    }
 }
 
 /// Accumulates violations with their field and rule.
