@@ -225,13 +225,87 @@ const RULE_CASES: &[(&str, Edit, &str, &str)] = &[
         "clock zero",
         |c| c.target.clock_mhz = 0.0,
         "target.clock_mhz",
-        "must be a clock in (0, 1000] MHz",
+        "must be a clock in [1, 1000] MHz",
+    ),
+    (
+        "clock of 1e-300 MHz (projects 0.0 Mtok/s)",
+        |c| c.target.clock_mhz = 1e-300,
+        "target.clock_mhz",
+        "`target.clock_mhz` = 1e-300: must be a clock in [1, 1000] MHz",
     ),
     (
         "clock NaN",
         |c| c.target.clock_mhz = f64::NAN,
         "target.clock_mhz",
         "must be a clock",
+    ),
+    (
+        "name longer than 64 characters",
+        |c| c.name = format!("a{}", "b".repeat(64)),
+        "name",
+        "must be at most 64 characters",
+    ),
+    (
+        "gqa of u32::MAX (golden would allocate terabytes)",
+        |c| c.retrieval.gqa_group = u32::MAX,
+        "retrieval.gqa_group",
+        "at most 1024",
+    ),
+    (
+        "gqa 2,500,000",
+        |c| c.retrieval.gqa_group = 2_500_000,
+        "retrieval.gqa_group",
+        "at most 1024",
+    ),
+    (
+        "budget 1e-300 leaves k = 0",
+        |c| c.retrieval.budget = 1e-300,
+        "retrieval.budget",
+        "`retrieval.budget` = 1e-300: the retrieval policy retrieves nothing at \
+         engine.max_tokens = 131072: budget floor(1e-300 x 131072) = 0 tokens",
+    ),
+    (
+        "local_fraction 1 leaves k = 0",
+        |c| c.retrieval.local_fraction = 1.0,
+        "retrieval.local_fraction",
+        "top-k 13107 - 13107 = 0 capped by the middle",
+    ),
+    (
+        "sinks leave no middle, k = 0",
+        |c| c.retrieval.sink_tokens = 131071,
+        "retrieval.sink_tokens",
+        "131072 - 131071 sinks - 1 local = 0 gives k = 0",
+    ),
+    (
+        "18 Gbit score buffer on ecp5",
+        |c| {
+            c.target.platform = kvpq_core::spec::Platform::Ecp5;
+            c.engine.max_tokens = 1 << 30;
+            c.topk.k_max = 1 << 30;
+        },
+        "engine.max_tokens",
+        "the engine needs 18253680640 bits of on-chip memory (score buffer engine.max_tokens \
+         x score bits = 18253611008",
+    ),
+    (
+        "score buffer beyond the U55C's BRAM and URAM",
+        |c| {
+            c.engine.max_tokens = 1 << 30;
+            c.topk.k_max = 1 << 30;
+        },
+        "engine.max_tokens",
+        "target.platform = u55c holds 357433344 (XCU280",
+    ),
+    (
+        "systolic queues beyond the ECP5's flip-flops",
+        |c| {
+            c.target.platform = kvpq_core::spec::Platform::Ecp5;
+            c.topk.strategy = TopKStrategy::Systolic;
+            c.engine.max_tokens = 4096;
+            c.topk.k_max = 256;
+        },
+        "topk.k_max",
+        "= 311808 flip-flops but target.platform = ecp5 has 83640",
     ),
     (
         "gqa zero",
@@ -312,7 +386,7 @@ const PARSE_CASES: &[(&str, &str, &str, &str)] = &[
         "misspelled key",
         "lanes = 42",
         "lane = 42",
-        "unknown field `lane`",
+        "scanner.lane: unknown field `lane`",
     ),
     (
         "missing section",
@@ -338,7 +412,36 @@ const PARSE_CASES: &[(&str, &str, &str, &str)] = &[
         "platform = \"vu9p\"",
         "unknown variant `vu9p`",
     ),
-    ("string for a number", "macs = 32", "macs = \"32\"", "macs"),
+    (
+        "string for a number",
+        "macs = 32",
+        "macs = \"32\"",
+        "dist_unit.macs: invalid type: string \"32\", expected u32",
+    ),
+    (
+        "string for lanes",
+        "lanes = 42",
+        "lanes = \"4\"",
+        "scanner.lanes: invalid type: string \"4\", expected u32",
+    ),
+    (
+        "negative count",
+        "max_tokens = 131072",
+        "max_tokens = -1",
+        "engine.max_tokens: invalid value: integer `-1`, expected u32",
+    ),
+    (
+        "number for a name",
+        "name = \"base\"",
+        "name = 7",
+        "name: invalid type: integer `7`, expected a string",
+    ),
+    (
+        "unknown key in a section",
+        "budget = 0.1",
+        "budget = 0.1\nbudgte = 0.2",
+        "retrieval.budgte: unknown field `budgte`",
+    ),
 ];
 
 #[test]
@@ -349,7 +452,69 @@ fn malformed_toml_names_the_key() {
         let err = Accelerator::from_toml_str(&text).expect_err(what);
         let msg = err.to_string();
         assert!(msg.contains(words), "{what}: expected {words:?} in:\n{msg}");
+        // The message names the field itself, not only through an echoed TOML line.
+        assert!(msg.contains("(line "), "{what}: no location in:\n{msg}");
     }
+}
+
+#[test]
+fn syntax_errors_keep_their_location() {
+    let err = Accelerator::from_toml_str("name = \"a\"\n[pq\n").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("line 2"), "{msg}");
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kvpq-invalid-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn oversize_description_is_refused_without_reading_it_all() {
+    let dir = scratch("oversize");
+    let path = dir.join("huge.toml");
+    // A 20 MB name: valid TOML, far beyond any description.
+    let text = BASE.replacen("\"base\"", &format!("\"a{}\"", "b".repeat(20 << 20)), 1);
+    std::fs::write(&path, &text).unwrap();
+    let err = Accelerator::from_toml_file(&path).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("1048576-byte limit"), "{msg}");
+    assert!(msg.contains("huge.toml"), "{msg}");
+    assert!(msg.len() < 1000, "message of {} bytes", msg.len());
+    let err = Accelerator::from_toml_str(&text).unwrap_err();
+    assert!(err.to_string().contains("1048576-byte limit"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn endless_input_is_refused() {
+    let zero = std::path::Path::new("/dev/zero");
+    if !zero.exists() {
+        return;
+    }
+    let err = Accelerator::from_toml_file(zero).unwrap_err();
+    assert!(err.to_string().contains("byte limit"), "{err}");
+}
+
+#[test]
+fn long_name_is_echoed_short() {
+    let mut cfg = base();
+    cfg.name = format!("a{}", "b".repeat(20 << 20));
+    let err = Accelerator::new(cfg).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("must be at most 64 characters"), "{msg}");
+    assert!(msg.len() < 1000, "message of {} bytes", msg.len());
+}
+
+#[test]
+fn non_utf8_description_is_a_clear_error() {
+    let dir = scratch("utf8");
+    let path = dir.join("bin.toml");
+    std::fs::write(&path, [0xff, 0xfe, b'a']).unwrap();
+    let err = Accelerator::from_toml_file(&path).unwrap_err();
+    assert!(err.to_string().contains("not UTF-8"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

@@ -189,3 +189,18 @@ proptest! {
         prop_assert!(cfg.topk.k_max <= cfg.engine.max_tokens);
     }
 }
+
+/// The random descriptions the RTL and co-simulation tests draw stay valid under the policy
+/// rule (k at max_tokens is at least 1) and retrieve exactly k_max.
+#[test]
+fn random_descriptions_retrieve_k_max() {
+    for acc in kvpq_tests::random::small_accelerators(7, 64) {
+        let c = acc.config();
+        assert_eq!(
+            acc.policy_k(c.engine.max_tokens),
+            c.topk.k_max,
+            "{}",
+            c.name
+        );
+    }
+}

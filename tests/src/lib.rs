@@ -148,11 +148,12 @@ pub mod random {
             .scanner(ScannerConfig::new(lanes))
             .topk(topk)
             .engine(EngineConfig::new(max_tokens).with_beat_bits(beat))
-            .retrieval(
-                RetrievalConfig::default()
-                    .with_sink_tokens(0)
-                    .with_budget(0.01, 0.0),
-            )
+            // A policy that retrieves exactly k_max at max_tokens: validation refuses one that
+            // retrieves nothing, and k_max must cover what it asks for.
+            .retrieval(RetrievalConfig::default().with_sink_tokens(0).with_budget(
+                ((f64::from(k_max) + 0.5) / f64::from(max_tokens)).min(1.0),
+                0.0,
+            ))
             .build()
             .ok()
     }

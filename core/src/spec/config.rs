@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 
 use super::error::ConfigError;
@@ -210,17 +211,66 @@ impl Default for RetrievalConfig {
     }
 }
 
+/// Largest description read (bytes): real ones are about a kilobyte, and a description is
+/// read whole, so an endless input (`/dev/zero`) must stop somewhere.
+pub const MAX_DESCRIPTION_BYTES: u64 = 1 << 20;
+
 impl AcceleratorConfig {
-    /// Parses a TOML description.
+    /// Parses a TOML description. A value of the wrong type or an unknown key is reported
+    /// with its dotted path first (`scanner.lanes: invalid type: ...`), then where it is.
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
+        if text.len() as u64 > MAX_DESCRIPTION_BYTES {
+            return Err(ConfigError::Parse(format!(
+                "{} bytes exceed the {MAX_DESCRIPTION_BYTES}-byte limit of a description",
+                text.len()
+            )));
+        }
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let at = inner
+                .span()
+                .map(|span| {
+                    // `get`: a span that is not on a character boundary must not panic.
+                    let before = text.get(..span.start).unwrap_or(text);
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!(" (line {line}, column {column})")
+                })
+                .unwrap_or_default();
+            // `.` is the document itself (a missing section): the message names the key.
+            let field = if path == "." {
+                String::new()
+            } else {
+                format!("{path}: ")
+            };
+            ConfigError::Parse(format!("{field}{}{at}", inner.message()))
+        })
     }
 
-    /// Reads and parses a TOML file.
+    /// Reads and parses a TOML file of at most [`MAX_DESCRIPTION_BYTES`].
     pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let io = |source| ConfigError::Io {
             path: path.to_path_buf(),
             source,
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_DESCRIPTION_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(io)?;
+        if bytes.len() as u64 > MAX_DESCRIPTION_BYTES {
+            return Err(ConfigError::ParseFile {
+                path: path.to_path_buf(),
+                msg: format!(
+                    "larger than the {MAX_DESCRIPTION_BYTES}-byte limit of a description \
+                     (real ones are about a kilobyte)"
+                ),
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|e| ConfigError::ParseFile {
+            path: path.to_path_buf(),
+            msg: format!("not UTF-8 text: {e}"),
         })?;
         Self::from_toml_str(&text).map_err(|e| match e {
             ConfigError::Parse(msg) => ConfigError::ParseFile {

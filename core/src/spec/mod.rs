@@ -10,7 +10,7 @@ mod validate;
 pub use builder::AcceleratorBuilder;
 pub use config::{
     AcceleratorConfig, DistUnitConfig, EngineConfig, Platform, PqConfig, QuantConfig,
-    RetrievalConfig, ScannerConfig, TargetConfig, TopKConfig, TopKStrategy,
+    RetrievalConfig, ScannerConfig, TargetConfig, TopKConfig, TopKStrategy, MAX_DESCRIPTION_BYTES,
 };
 pub use derived::{
     bit_length, ceil_log2, unsigned_bits, CodeLayout, CycleModel, Derived, Storage, Widths,
@@ -18,5 +18,6 @@ pub use derived::{
 };
 pub use error::{ConfigError, RuleViolation};
 pub use validate::{
-    check, Accelerator, PolicySplit, MAX_ACC_BITS, MAX_SCORE_BITS, MAX_SYSTOLIC_K, MAX_TOKENS_LIMIT,
+    check, device_capacity, Accelerator, DeviceCapacity, PolicySplit, MAX_ACC_BITS, MAX_CLOCK_MHZ,
+    MAX_GQA_GROUP, MAX_NAME_LEN, MAX_SCORE_BITS, MAX_SYSTOLIC_K, MAX_TOKENS_LIMIT, MIN_CLOCK_MHZ,
 };

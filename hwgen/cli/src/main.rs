@@ -1,6 +1,6 @@
 //! `hwgen`: the command-line front end of kvpq.
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -11,6 +11,7 @@ use hwgen::flow::yosys::SynthMode;
 use hwgen_cli::commands::{
     build, check, estimate, explore, generate, golden, lint, report, sim as simulate,
 };
+use hwgen_cli::output::{diagnostic, Output, OutputError};
 use kvpq_core::spec::{Accelerator, Platform};
 
 /// Generate, check and model FPGA accelerators for PQ-based KV-cache retrieval.
@@ -44,6 +45,12 @@ enum Command {
         /// for ecp5 the ULX3S board files.
         #[arg(long, value_parser = parse_platform)]
         target: Option<Platform>,
+        /// Generate into a folder that holds another design, or files of a previous
+        /// generation this one does not write: first remove exactly the files its
+        /// manifest.json accounts for (listed Verilog, manifest, README, hls/ and vitis/).
+        /// Other files are never touched.
+        #[arg(long)]
+        force: bool,
     },
     /// Generate the RTL and check it: Verilator -Wall lint, Yosys synthesis with no latches,
     /// undriven nets or loops; print cells per module.
@@ -153,24 +160,37 @@ fn load(path: &Path) -> Result<Accelerator> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let mut out = Output::new(io::stdout().lock());
+    let result = run(cli, &mut out).and_then(|code| {
+        out.flush()?;
+        Ok(code)
+    });
+    match result {
         Ok(code) => code,
+        // The reader went away (`| head`): what it did not read, it did not want.
+        Err(e)
+            if e.downcast_ref::<OutputError>()
+                .is_some_and(OutputError::is_closed_pipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            diagnostic(format_args!("error: {e:#}"));
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
+fn run(cli: Cli, out: &mut Output<impl Write>) -> Result<ExitCode> {
     match cli.command {
         Command::Check { configs } => {
             let mut failed = false;
             for path in &configs {
                 match load(path) {
-                    Ok(acc) => println!("{}: {}", path.display(), check::describe(&acc)),
+                    Ok(acc) => writeln!(out, "{}: {}", path.display(), check::describe(&acc))?,
                     Err(e) => {
-                        eprintln!("{}: error: {e:#}", path.display());
+                        diagnostic(format_args!("{}: error: {e:#}", path.display()));
                         failed = true;
                     }
                 }
@@ -183,9 +203,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Generate {
             config,
-            out,
+            out: dir,
             hls,
             target,
+            force,
         } => {
             let mut acc = load(&config)?;
             if let Some(platform) = target {
@@ -193,65 +214,71 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     format!("config {} for --target {platform}", config.display())
                 })?;
             }
-            let (design, mut paths) = generate::write_design(&acc, &out)?;
-            paths.extend(generate::write_target(&acc, &design, &out, hls)?);
-            for path in paths {
-                println!("wrote {}", path.display());
+            let done = generate::generate(&acc, &dir, hls, force)?;
+            for path in &done.removed {
+                writeln!(out, "removed {} (previous generation)", path.display())?;
             }
-            println!("content hash {}", design.manifest.content_hash);
+            for path in &done.written {
+                writeln!(out, "wrote {}", path.display())?;
+            }
+            writeln!(out, "content hash {}", done.content_hash)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Build {
             config,
             target,
-            out,
+            out: root,
             seed,
         } => {
             let acc = load(&config)?;
-            let (dir, _) = build::run(&acc, target, &out, seed, !std::io::stderr().is_terminal())?;
-            print!("{}", report::run(&dir)?);
-            println!("build folder: {}", dir.display());
+            let (dir, _) = build::run(&acc, target, &root, seed, !std::io::stderr().is_terminal())?;
+            out.text(&report::run(&dir)?)?;
+            writeln!(out, "build folder: {}", dir.display())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Explore { space, out } => {
-            let points = explore::run(&space, &out, std::io::stderr().is_terminal())?;
+        Command::Explore { space, out: dir } => {
+            let points = explore::run(&space, &dir, std::io::stderr().is_terminal())?;
             let ok = points.iter().filter(|p| p.status == "ok").count();
-            println!(
+            writeln!(
+                out,
                 "{} points ({ok} valid); Pareto front (recall, throughput, LUT4):",
                 points.len()
-            );
-            println!(
+            )?;
+            writeln!(
+                out,
                 "  {:<44} {:>7} {:>12} {:>8} {:>6}",
                 "point", "recall", "M tokens/s", "LUT4", "BRAM"
-            );
+            )?;
             for p in points.iter().filter(|p| p.pareto) {
-                println!(
+                writeln!(
+                    out,
                     "  {:<44} {:>7.3} {:>12.1} {:>8} {:>6}",
                     p.name,
                     p.recall,
                     p.tokens_per_s / 1e6,
                     p.cells.lut4,
                     p.cells.bram
-                );
+                )?;
             }
-            println!(
+            writeln!(
+                out,
                 "wrote {}, recall_vs_throughput.svg, recall_vs_luts.svg",
-                out.join("points.csv").display()
-            );
+                dir.join("points.csv").display()
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Estimate { dir, top } => {
-            println!("{}", estimate::run(&dir, top.as_deref())?);
-            println!("recorded in {}", dir.join("manifest.json").display());
+            writeln!(out, "{}", estimate::run(&dir, top.as_deref())?)?;
+            writeln!(out, "recorded in {}", dir.join("manifest.json").display())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { dir } => {
-            print!("{}", report::run(&dir)?);
+            out.text(&report::run(&dir)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Lint {
             config,
-            out,
+            out: dir,
             keep_memories,
         } => {
             let acc = load(&config)?;
@@ -260,7 +287,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 SynthMode::Full
             };
-            println!("{}", lint::run(&acc, &out, mode)?);
+            writeln!(out, "{}", lint::run(&acc, &dir, mode)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Sim {
@@ -271,6 +298,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             seed,
         } => {
             let acc = load(&config)?;
+            golden::check_workload(&acc, tokens.min(acc.config().engine.max_tokens), queries)?;
             let opts = simulate::SimOptions {
                 tokens,
                 queries,
@@ -278,9 +306,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 seed,
                 ..Default::default()
             };
-            eprintln!("building the Verilator model (cached after the first run)...");
+            diagnostic(format_args!(
+                "building the Verilator model (cached after the first run)..."
+            ));
             let report = simulate::run(&acc, &opts, &sim::default_cache()).context("simulation")?;
-            println!("{report}");
+            writeln!(out, "{report}")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Golden {
@@ -299,7 +329,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 progress: std::io::stderr().is_terminal(),
             };
             let report = golden::run(&acc, &opts).context("golden model")?;
-            println!("{report}");
+            writeln!(out, "{report}")?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -5,9 +5,10 @@
 //! throughput up, LUTs down).
 
 use std::fmt::Write as _;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 use rayon::prelude::*;
@@ -16,7 +17,7 @@ use serde::Deserialize;
 use super::golden::{self, GoldenOptions};
 use hwgen::emit::Design;
 use hwgen::targets::ecp5::synth::{synth_ecp5_cells, Ecp5Cells};
-use kvpq_core::spec::{Accelerator, AcceleratorConfig, TopKStrategy};
+use kvpq_core::spec::{Accelerator, AcceleratorConfig, TopKStrategy, MAX_DESCRIPTION_BYTES};
 
 /// Largest k the systolic unit takes (per-lane queues).
 const SYSTOLIC_K_LIMIT: u32 = 256;
@@ -112,8 +113,19 @@ pub struct Point {
 
 /// Loads a space file.
 pub fn load(path: &Path) -> Result<(Space, AcceleratorConfig)> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    // Read like a description: at most MAX_DESCRIPTION_BYTES, so `/dev/zero` cannot grow
+    // without bound.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_DESCRIPTION_BYTES + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > MAX_DESCRIPTION_BYTES {
+        bail!(
+            "{}: larger than the {MAX_DESCRIPTION_BYTES}-byte limit of a space file",
+            path.display()
+        );
+    }
+    let text = String::from_utf8(bytes).with_context(|| format!("reading {}", path.display()))?;
     let space: Space =
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let base_path = path.parent().unwrap_or(Path::new(".")).join(&space.base);
@@ -210,9 +222,14 @@ fn evaluate(cfg: AcceleratorConfig, space: &Space, dir: &Path) -> Point {
             kmeans_iters: space.kmeans_iters,
             progress: false,
         };
+        // A point whose policy retrieves nothing at the space's context has no recall to
+        // rank: it is an error, not a perfect score.
         p.recall = golden::run(&acc, &opts)
             .context("golden model")?
             .recall
+            .with_context(|| {
+                format!("recall not applicable: the retrieval policy gives k = 0 at {n} tokens")
+            })?
             .mean;
         let cycles = &acc.derived().cycles;
         let hz = cfg.target.clock_mhz * 1e6;

@@ -4,12 +4,13 @@
 use std::fmt;
 use std::time::Instant;
 
+use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::{s, Array2, Axis};
 
 use kvpq_core::golden::packing::pack;
 use kvpq_core::golden::reference::{exact_top_k, recall, top_k_f32};
-use kvpq_core::golden::{GoldenEngine, GoldenError, PqCodebook, TrainOptions};
+use kvpq_core::golden::{GoldenEngine, PqCodebook, TrainOptions};
 use kvpq_core::spec::{Accelerator, PolicySplit};
 use kvpq_core::workload::{SyntheticKv, SyntheticSpec};
 
@@ -84,16 +85,18 @@ pub struct GoldenReport {
     pub split: PolicySplit,
     /// Seconds spent training the codebooks.
     pub train_seconds: f64,
-    /// recall@k of the bit-exact engine against the exact float top-k of the middle tokens.
-    pub recall: Stat,
-    /// recall@k of float PQ scores (no fixed point): what PQ alone loses.
-    pub recall_float_pq: Stat,
+    /// recall@k of the bit-exact engine against the exact float top-k of the middle tokens;
+    /// `None` when the policy retrieves nothing (k = 0): a perfect recall of nothing would
+    /// mislead.
+    pub recall: Option<Stat>,
+    /// recall@k of float PQ scores (no fixed point): what PQ alone loses; `None` when k = 0.
+    pub recall_float_pq: Option<Stat>,
     /// LUT shift per query.
     pub shift: Stat,
-    /// Best integer score per query.
-    pub top_score: Stat,
-    /// k-th integer score per query.
-    pub kth_score: Stat,
+    /// Best integer score per query (`None` when k = 0).
+    pub top_score: Option<Stat>,
+    /// k-th integer score per query (`None` when k = 0).
+    pub kth_score: Option<Stat>,
     /// Pearson correlation of rescaled integer scores with exact q.k over all middle tokens.
     pub score_correlation: Stat,
     /// Seconds per query of the golden engine (LUT + scan + top-k).
@@ -120,19 +123,26 @@ impl fmt::Display for GoldenReport {
             "  codebooks       k-means++ / Lloyd ({} iterations max) in {:.2} s",
             o.kmeans_iters, self.train_seconds
         )?;
-        writeln!(
-            f,
-            "  recall@{:<8} {}  (bit-exact engine)",
-            sp.topk, self.recall
-        )?;
-        writeln!(
-            f,
-            "  recall@{:<8} {}  (float PQ, no fixed point)",
-            sp.topk, self.recall_float_pq
-        )?;
+        match (&self.recall, &self.recall_float_pq) {
+            (Some(exact), Some(float)) => {
+                writeln!(f, "  recall@{:<8} {exact}  (bit-exact engine)", sp.topk)?;
+                writeln!(
+                    f,
+                    "  recall@{:<8} {float}  (float PQ, no fixed point)",
+                    sp.topk
+                )?;
+            }
+            _ => writeln!(
+                f,
+                "  recall: not applicable, k = 0 (sinks + local window only) at {} tokens",
+                o.tokens
+            )?,
+        }
         writeln!(f, "  lut shift       {:.2}", self.shift)?;
-        writeln!(f, "  top-1 score     {:.1}", self.top_score)?;
-        writeln!(f, "  k-th score      {:.1}", self.kth_score)?;
+        if let (Some(top), Some(kth)) = (&self.top_score, &self.kth_score) {
+            writeln!(f, "  top-1 score     {top:.1}")?;
+            writeln!(f, "  k-th score      {kth:.1}")?;
+        }
         writeln!(f, "  corr(score,q.k) {}", self.score_correlation)?;
         write!(
             f,
@@ -142,10 +152,45 @@ impl fmt::Display for GoldenReport {
     }
 }
 
+/// Most decoding steps of one run: each is a full scan of the context.
+pub const MAX_QUERIES: usize = 1 << 16;
+/// Largest synthetic workload (keys and query heads as f32) a run may allocate.
+pub const MAX_WORKLOAD_BYTES: u64 = 2 << 30;
+
+/// Refuses a run whose synthetic data could not be allocated or would not finish: at least
+/// one token and one query, at most [`MAX_QUERIES`] queries, and keys plus query heads
+/// within [`MAX_WORKLOAD_BYTES`]. `tokens` is the context after capping by `max_tokens`.
+pub fn check_workload(acc: &Accelerator, tokens: u32, queries: usize) -> Result<()> {
+    let cfg = acc.config();
+    if tokens == 0 {
+        bail!("--tokens 0: the context must hold at least one token");
+    }
+    if queries == 0 || queries > MAX_QUERIES {
+        bail!("--queries {queries}: must be in 1..={MAX_QUERIES}");
+    }
+    let (d, g) = (
+        u64::from(cfg.pq.head_dim),
+        u64::from(cfg.retrieval.gqa_group),
+    );
+    // Keys (N x D), query heads (Q x g x D) and their sums (Q x D), 4 bytes each.
+    let bytes = 4 * d * (u64::from(tokens) + queries as u64 * (g + 1));
+    if bytes > MAX_WORKLOAD_BYTES {
+        bail!(
+            "the synthetic workload of --tokens {tokens} keys and --queries {queries} x \
+             retrieval.gqa_group {g} query heads of pq.head_dim {d} floats takes {:.1} GiB, \
+             more than the {} GiB limit: lower --tokens or --queries",
+            bytes as f64 / f64::from(1u32 << 30),
+            MAX_WORKLOAD_BYTES >> 30
+        );
+    }
+    Ok(())
+}
+
 /// Runs the golden model on synthetic data for `acc`.
-pub fn run(acc: &Accelerator, opts: &GoldenOptions) -> Result<GoldenReport, GoldenError> {
+pub fn run(acc: &Accelerator, opts: &GoldenOptions) -> Result<GoldenReport> {
     let cfg = acc.config();
     let n = opts.tokens.min(cfg.engine.max_tokens);
+    check_workload(acc, n, opts.queries)?;
     let split = acc.policy_split(n);
     let mut spec = SyntheticSpec::new(
         n as usize,
@@ -228,11 +273,11 @@ pub fn run(acc: &Accelerator, opts: &GoldenOptions) -> Result<GoldenReport, Gold
         options: GoldenOptions { tokens: n, ..*opts },
         split,
         train_seconds,
-        recall: Stat::of(&m.recall),
-        recall_float_pq: Stat::of(&m.recall_float_pq),
+        recall: (kk > 0).then(|| Stat::of(&m.recall)),
+        recall_float_pq: (kk > 0).then(|| Stat::of(&m.recall_float_pq)),
         shift: Stat::of(&m.shift),
-        top_score: Stat::of(&m.top_score),
-        kth_score: Stat::of(&m.kth_score),
+        top_score: (kk > 0).then(|| Stat::of(&m.top_score)),
+        kth_score: (kk > 0).then(|| Stat::of(&m.kth_score)),
         score_correlation: Stat::of(&m.score_correlation),
         engine_seconds: Stat::of(&m.engine_seconds),
     })
