@@ -93,12 +93,12 @@ pub struct Manifest {
 #[derive(Debug, Error)]
 pub enum ManifestError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The manifest's path.
         path: PathBuf,
-        /// Underlying error.
-        source: std::io::Error,
+        /// The OS error: part of the message, not a chained source, so it prints once.
+        error: std::io::Error,
     },
     /// The file is larger than any manifest.
     #[error("{path}: {bytes} bytes is not a manifest (at most {MAX_BYTES} bytes are read)")]
@@ -291,9 +291,9 @@ impl Manifest {
         } else {
             path.to_path_buf()
         };
-        let io = |source| ManifestError::Io {
+        let io = |error| ManifestError::Io {
             path: path.clone(),
-            source,
+            error,
         };
         let bytes = std::fs::metadata(&path).map_err(io)?.len();
         if bytes > MAX_BYTES {
@@ -306,7 +306,7 @@ impl Manifest {
     /// Writes the manifest as `dir/manifest.json`.
     pub fn write(&self, dir: &Path) -> Result<(), ManifestError> {
         let path = dir.join(FILE_NAME);
-        std::fs::write(&path, self.to_json()).map_err(|source| ManifestError::Io { path, source })
+        std::fs::write(&path, self.to_json()).map_err(|error| ManifestError::Io { path, error })
     }
 
     /// The validated accelerator the manifest describes.

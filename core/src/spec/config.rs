@@ -251,9 +251,9 @@ impl AcceleratorConfig {
 
     /// Reads and parses a TOML file of at most [`MAX_DESCRIPTION_BYTES`].
     pub fn from_toml_file(path: &Path) -> Result<Self, ConfigError> {
-        let io = |source| ConfigError::Io {
+        let io = |error| ConfigError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let mut bytes = Vec::new();
         std::fs::File::open(path)

@@ -25,12 +25,12 @@ impl fmt::Display for RuleViolation {
 #[derive(Debug, Error)]
 pub enum ConfigError {
     /// The configuration file could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {error}")]
     Io {
         /// File that was read.
         path: PathBuf,
-        /// Underlying error.
-        source: std::io::Error,
+        /// The OS error: part of the message, not a chained source, so it prints once.
+        error: std::io::Error,
     },
     /// TOML text that does not describe an accelerator.
     #[error("invalid TOML: {0}")]
