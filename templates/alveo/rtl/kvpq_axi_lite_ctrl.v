@@ -93,7 +93,7 @@ module kvpq_axi_lite_ctrl (
                 aw_have_q <= 1'b0;
                 s_bvalid  <= 1'b1;
                 case (waddr_q)
-                    A_CTRL: if (s_wstrb[0] && s_wdata[0]) ap_start <= 1'b1;
+                    A_CTRL: if (s_wstrb[0] && s_wdata[{{ start_bit }}]) ap_start <= 1'b1;
                     A_GIE:  if (s_wstrb[0]) gie_q <= s_wdata[0];
                     A_IER:  if (s_wstrb[0]) ier_q <= s_wdata[1:0];
                     A_ISR:  if (s_wstrb[0]) isr_q <= isr_q ^ s_wdata[1:0];
@@ -111,7 +111,7 @@ module kvpq_axi_lite_ctrl (
             if (s_arvalid && s_arready) begin
                 s_rvalid <= 1'b1;
                 case (s_araddr)
-                    A_CTRL: s_rdata <= {28'd0, ready_q, ap_idle, done_q, ap_start};
+                    A_CTRL: s_rdata <= {{ ctrl_read }};
                     A_GIE:  s_rdata <= {31'd0, gie_q};
                     A_IER:  s_rdata <= {30'd0, ier_q};
                     A_ISR:  s_rdata <= {30'd0, isr_q};

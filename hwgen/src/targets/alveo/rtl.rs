@@ -3,7 +3,9 @@
 
 use askama::Template;
 
-use super::{axi_master_signals, is_write_signal, master_writes, reg, KernelArg, KernelInterface};
+use super::{
+    ap_ctrl, axi_master_signals, is_write_signal, master_writes, reg, KernelArg, KernelInterface,
+};
 use crate::emit::verilog::declaration;
 use crate::emit::verilog::header::header;
 use kvpq_core::interface::Direction;
@@ -98,6 +100,36 @@ impl KernelTopV {
     }
 }
 
+/// The ap_ctrl register as the control slave reads it back: each signal at its bit of
+/// `kvpq_core::interface::alveo::ap_ctrl`, zeros above, e.g.
+/// `{28'd0, ready_q, ap_idle, done_q, ap_start}`.
+fn ctrl_read() -> String {
+    let signals = [
+        (ap_ctrl::START, "ap_start"),
+        (ap_ctrl::DONE, "done_q"),
+        (ap_ctrl::IDLE, "ap_idle"),
+        (ap_ctrl::READY, "ready_q"),
+    ];
+    let mut parts = Vec::new();
+    let mut zeros = 0;
+    for bit in (0..32).rev() {
+        match signals.iter().find(|(mask, _)| *mask == 1 << bit) {
+            Some((_, name)) => {
+                if zeros > 0 {
+                    parts.push(format!("{zeros}'d0"));
+                    zeros = 0;
+                }
+                parts.push(name.to_string());
+            }
+            None => zeros += 1,
+        }
+    }
+    if zeros > 0 {
+        parts.push(format!("{zeros}'d0"));
+    }
+    format!("{{{}}}", parts.join(", "))
+}
+
 /// Template data of `kvpq_axi_lite_ctrl.v`.
 #[derive(Template)]
 #[template(path = "alveo/rtl/kvpq_axi_lite_ctrl.v")]
@@ -108,6 +140,8 @@ pub struct ControlV {
     reg_gie: u32,
     reg_ier: u32,
     reg_isr: u32,
+    start_bit: u32,
+    ctrl_read: String,
 }
 
 impl ControlV {
@@ -120,6 +154,8 @@ impl ControlV {
             reg_gie: reg::GIE,
             reg_ier: reg::IER,
             reg_isr: reg::ISR,
+            start_bit: ap_ctrl::START.trailing_zeros(),
+            ctrl_read: ctrl_read(),
         }
     }
 }
