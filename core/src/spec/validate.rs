@@ -374,6 +374,11 @@ pub struct DeviceCapacity {
     pub flip_flops: u64,
 }
 
+/// DP16KD block RAMs (18 Kbit each) of the LFE5U-85F, the ULX3S's ECP5.
+pub const LFE5U_85F_DP16KD: u64 = 208;
+/// Flip-flops (and LUT4s) of the LFE5U-85F.
+pub const LFE5U_85F_FF: u64 = 83_640;
+
 /// What the device of `platform` holds; `None` for `generic` (no device, no limit).
 ///
 /// ECP5: the ULX3S's LFE5U-85F has 208 DP16KD blocks of 18 Kbit and 83,640 flip-flops
@@ -387,8 +392,8 @@ pub fn device_capacity(platform: Platform) -> Option<DeviceCapacity> {
         Platform::Generic => None,
         Platform::Ecp5 => Some(DeviceCapacity {
             device: "LFE5U-85F: 208 DP16KD x 18 Kbit",
-            memory_bits: 208 * 18 * KBIT,
-            flip_flops: 83_640,
+            memory_bits: LFE5U_85F_DP16KD * 18 * KBIT,
+            flip_flops: LFE5U_85F_FF,
         }),
         Platform::U280 | Platform::U55c => Some(DeviceCapacity {
             device: "XCU280: 2016 RAMB36 x 36 Kbit + 960 URAM x 288 Kbit",

@@ -10,7 +10,7 @@ use super::pll::{solve, Ecp5Pll};
 use super::synth::Ecp5Cells;
 use crate::emit::verilog::header::header;
 use crate::emit::EmitError;
-use kvpq_core::spec::Accelerator;
+use kvpq_core::spec::{Accelerator, LFE5U_85F_DP16KD, LFE5U_85F_FF};
 
 /// Top module of the board build.
 pub const TOP: &str = "kvpq_ulx3s_top";
@@ -26,9 +26,9 @@ pub const LPF: &str = "ulx3s.lpf";
 pub const NEXTPNR_DEVICE: [&str; 2] = ["--85k", "--package=CABGA381"];
 /// Cells of the LFE5U-85F (nextpnr's counts).
 pub const CAPACITY: Ecp5Cells = Ecp5Cells {
-    lut4: 83_640,
-    ff: 83_640,
-    bram: 208,
+    lut4: LFE5U_85F_FF,
+    ff: LFE5U_85F_FF,
+    bram: LFE5U_85F_DP16KD,
     dsp: 156,
 };
 /// Board oscillator.
