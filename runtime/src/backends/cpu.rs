@@ -1,0 +1,213 @@
+//! The CPU device: the integer path on the host, bit-exact with the golden model, and the
+//! fallback where no FPGA is present.
+//!
+//! Speed comes from the PQCache shapes: when a token's M codes fit in
+//! [`JOINT_TABLE_BITS`] bits (M = 2, b = 6 gives 12), the M per-subspace LUTs are summed
+//! into one joint table indexed by the token's whole code field, so scoring a token is one
+//! bit-field read and one load from a 16 KiB table that stays in L1. Heads of a layer call
+//! run in parallel (rayon).
+
+use rayon::prelude::*;
+
+use kvpq_core::golden::lut::{build_lut, Lut};
+use kvpq_core::golden::packing::words_for;
+use kvpq_core::golden::topk::top_k;
+use kvpq_core::golden::{QuantCodebook, QueryResult};
+use kvpq_core::spec::{Accelerator, CodeLayout};
+
+use crate::{Device, HeadQuery, RuntimeError};
+
+/// Widest token code field scored through a joint table (2^12 entries of i32 = 16 KiB).
+pub const JOINT_TABLE_BITS: u32 = 12;
+
+/// The CPU device of one accelerator description.
+#[derive(Debug, Clone)]
+pub struct CpuDevice {
+    acc: Accelerator,
+    heads: Vec<Option<QuantCodebook>>,
+}
+
+impl CpuDevice {
+    /// A device for `acc` with no codebooks loaded.
+    pub fn new(acc: Accelerator) -> Self {
+        Self {
+            acc,
+            heads: Vec::new(),
+        }
+    }
+
+    /// The description it serves.
+    pub fn accelerator(&self) -> &Accelerator {
+        &self.acc
+    }
+
+    /// Checks one search against the description; `Err` names what is wrong.
+    fn check(&self, i: usize, q: &HeadQuery<'_>) -> Result<&QuantCodebook, RuntimeError> {
+        let c = self.acc.config();
+        let codebook =
+            self.heads
+                .get(q.head)
+                .and_then(Option::as_ref)
+                .ok_or(RuntimeError::NoCodebook {
+                    head: q.head,
+                    loaded: self.heads.iter().filter(|h| h.is_some()).count(),
+                })?;
+        let shape = |what: &str, found: String, expected: String| RuntimeError::Shape {
+            what: format!("search {i} (head {}): {what}", q.head),
+            found,
+            expected,
+        };
+        let d = c.pq.head_dim as usize;
+        if q.query.len() != d {
+            return Err(shape(
+                "query",
+                format!("{} values", q.query.len()),
+                format!("{d} (pq.head_dim)"),
+            ));
+        }
+        let limit = 1i64 << (c.quant.query_bits - 1);
+        if let Some(v) = q
+            .query
+            .iter()
+            .find(|&&v| !(-limit..limit).contains(&i64::from(v)))
+        {
+            return Err(shape(
+                "query value",
+                v.to_string(),
+                format!("{}-bit signed (quant.query_bits)", c.quant.query_bits),
+            ));
+        }
+        if q.n_tokens > c.engine.max_tokens as usize {
+            return Err(shape(
+                "n_tokens",
+                q.n_tokens.to_string(),
+                format!("at most {} (engine.max_tokens)", c.engine.max_tokens),
+            ));
+        }
+        if q.k > c.topk.k_max as usize {
+            return Err(shape(
+                "k",
+                q.k.to_string(),
+                format!("at most {} (topk.k_max)", c.topk.k_max),
+            ));
+        }
+        words_for(&self.acc.derived().layout, q.beats, q.n_tokens)?;
+        Ok(codebook)
+    }
+}
+
+impl Device for CpuDevice {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn load_codebook(&mut self, head: usize, codebook: QuantCodebook) -> Result<(), RuntimeError> {
+        let w = &self.acc.derived().widths;
+        let c = self.acc.config();
+        let want = (
+            c.pq.m as usize,
+            w.codebook_size as usize,
+            w.sub_dim as usize,
+        );
+        if codebook.values.dim() != want {
+            return Err(RuntimeError::Shape {
+                what: format!("codebook of head {head}"),
+                found: format!("{:?}", codebook.values.dim()),
+                expected: format!("{want:?} (pq.m, 2^pq.code_bits, head_dim / m)"),
+            });
+        }
+        let limit = 1i32 << (c.quant.centroid_bits - 1);
+        if let Some(v) = codebook
+            .values
+            .iter()
+            .find(|&&v| !(-limit..limit).contains(&v))
+        {
+            return Err(RuntimeError::Shape {
+                what: format!("codebook of head {head}"),
+                found: v.to_string(),
+                expected: format!(
+                    "{}-bit signed values (quant.centroid_bits)",
+                    c.quant.centroid_bits
+                ),
+            });
+        }
+        if self.heads.len() <= head {
+            self.heads.resize(head + 1, None);
+        }
+        self.heads[head] = Some(codebook);
+        Ok(())
+    }
+
+    fn search(&mut self, queries: &[HeadQuery<'_>]) -> Result<Vec<QueryResult>, RuntimeError> {
+        let checked = queries
+            .iter()
+            .enumerate()
+            .map(|(i, q)| self.check(i, q))
+            .collect::<Result<Vec<_>, _>>()?;
+        let layout = self.acc.derived().layout;
+        let lut_bits = self.acc.config().quant.lut_bits;
+        Ok(queries
+            .par_iter()
+            .zip(checked)
+            .map(|(q, codebook)| {
+                let lut = build_lut(q.query, codebook, lut_bits);
+                let scores = scores(&lut, &layout, q.beats, q.n_tokens);
+                QueryResult {
+                    hits: top_k(&scores, q.k),
+                    shift: lut.shift,
+                }
+            })
+            .collect())
+    }
+}
+
+/// `width` (<= 32) bits of `words` at bit `pos`.
+#[inline]
+fn field(words: &[u64], pos: usize, width: usize) -> usize {
+    let (w, off) = (pos / 64, pos % 64);
+    let mut v = words[w] >> off;
+    if off + width > 64 {
+        v |= words[w + 1] << (64 - off);
+    }
+    (v & ((1u64 << width) - 1)) as usize
+}
+
+/// Scores of the first `n` tokens of `beats` (checked to hold them).
+fn scores(lut: &Lut, layout: &CodeLayout, beats: &[u64], n: usize) -> Vec<i32> {
+    let (m, b) = (layout.m as usize, layout.code_bits as usize);
+    let (k, token_bits) = (1usize << b, m * b);
+    let (tpb, wpb) = (layout.tokens_per_beat as usize, layout.words_per_beat());
+    let table = lut.values.as_standard_layout();
+    let table = table.as_slice().unwrap_or(&[]);
+    let mut out = Vec::with_capacity(n);
+    if token_bits as u32 <= JOINT_TABLE_BITS {
+        // joint[x] = sum over m of LUT[m][code m of x]: one load per token.
+        let joint: Vec<i32> = (0..1usize << token_bits)
+            .map(|x| {
+                (0..m)
+                    .map(|mi| table[mi * k + ((x >> (mi * b)) & (k - 1))])
+                    .sum()
+            })
+            .collect();
+        for beat in beats.chunks_exact(wpb) {
+            let take = tpb.min(n - out.len());
+            out.extend((0..take).map(|i| joint[field(beat, i * token_bits, token_bits)]));
+            if out.len() == n {
+                break;
+            }
+        }
+    } else {
+        for beat in beats.chunks_exact(wpb) {
+            let take = tpb.min(n - out.len());
+            out.extend((0..take).map(|i| {
+                (0..m)
+                    .map(|mi| table[mi * k + field(beat, i * token_bits + mi * b, b)])
+                    .sum::<i32>()
+            }));
+            if out.len() == n {
+                break;
+            }
+        }
+    }
+    out
+}
