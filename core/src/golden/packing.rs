@@ -26,8 +26,10 @@ pub(crate) fn window64(words: &[u64], pos: usize) -> u64 {
     }
 }
 
-/// Reads `width` (<= 32) bits at bit `pos` of `words`.
-fn get_bits(words: &[u64], pos: usize, width: u32) -> u64 {
+/// Reads `width` (<= 32) bits at bit `pos` of `words` (one token's code field, or one
+/// code); inlined into the scanning loops of the golden model and the runtime.
+#[inline]
+pub fn get_bits(words: &[u64], pos: usize, width: u32) -> u64 {
     let (w, off) = (pos / 64, (pos % 64) as u32);
     let mut v = words[w] >> off;
     if off + width > 64 {

@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 
 use kvpq_core::golden::lut::{build_lut, Lut};
-use kvpq_core::golden::packing::words_for;
+use kvpq_core::golden::packing::{get_bits, words_for};
 use kvpq_core::golden::topk::{result_order, top_k, Hit};
 use kvpq_core::golden::{QuantCodebook, QueryResult};
 use kvpq_core::spec::{Accelerator, CodeLayout};
@@ -164,17 +164,6 @@ impl Device for CpuDevice {
     }
 }
 
-/// `width` (<= 32) bits of `words` at bit `pos`.
-#[inline]
-fn field(words: &[u64], pos: usize, width: usize) -> usize {
-    let (w, off) = (pos / 64, pos % 64);
-    let mut v = words[w] >> off;
-    if off + width > 64 {
-        v |= words[w + 1] << (64 - off);
-    }
-    (v & ((1u64 << width) - 1)) as usize
-}
-
 /// Scores of the first `n` tokens of `beats` (checked to hold them).
 fn scores(lut: &Lut, layout: &CodeLayout, beats: &[u64], n: usize) -> Vec<i32> {
     let (m, b) = (layout.m as usize, layout.code_bits as usize);
@@ -194,7 +183,10 @@ fn scores(lut: &Lut, layout: &CodeLayout, beats: &[u64], n: usize) -> Vec<i32> {
             .collect();
         for beat in beats.chunks_exact(wpb) {
             let take = tpb.min(n - out.len());
-            out.extend((0..take).map(|i| joint[field(beat, i * token_bits, token_bits)]));
+            out.extend(
+                (0..take)
+                    .map(|i| joint[get_bits(beat, i * token_bits, token_bits as u32) as usize]),
+            );
             if out.len() == n {
                 break;
             }
@@ -204,7 +196,9 @@ fn scores(lut: &Lut, layout: &CodeLayout, beats: &[u64], n: usize) -> Vec<i32> {
             let take = tpb.min(n - out.len());
             out.extend((0..take).map(|i| {
                 (0..m)
-                    .map(|mi| table[mi * k + field(beat, i * token_bits + mi * b, b)])
+                    .map(|mi| {
+                        table[mi * k + get_bits(beat, i * token_bits + mi * b, b as u32) as usize]
+                    })
                     .sum::<i32>()
             }));
             if out.len() == n {
