@@ -45,7 +45,7 @@ fn layer(c: &mut Criterion) {
             .iter()
             .enumerate()
             .map(|(head, (_, query, beats))| HeadQuery {
-                head,
+                slot: head,
                 query,
                 beats,
                 n_tokens: n,

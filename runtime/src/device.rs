@@ -7,8 +7,9 @@ use crate::RuntimeError;
 /// One search of a layer call: a KV head's integer query over its packed codes.
 #[derive(Debug, Clone, Copy)]
 pub struct HeadQuery<'a> {
-    /// KV head (selects the codebook loaded with [`Device::load_codebook`]).
-    pub head: usize,
+    /// Codebook slot (loaded with [`Device::load_codebook`]). The index uses
+    /// `layer * kv_heads + head`, so a device holds every head of every layer it serves.
+    pub slot: usize,
     /// Quantized query, `head_dim` integers (GQA queries already summed).
     pub query: &'a [i32],
     /// Packed code beats of the head's tokens (docs/design.md section 4).
@@ -19,15 +20,18 @@ pub struct HeadQuery<'a> {
     pub k: usize,
 }
 
-/// A retrieval device: holds one codebook per KV head and answers a whole layer's searches
-/// per call, so per-call overhead is paid once per layer. Results are bit-exact with
-/// `kvpq_core::golden::GoldenEngine::run` on every device.
-pub trait Device {
+/// A retrieval device: holds integer codebooks in numbered slots and answers a whole
+/// layer's searches per call, so per-call overhead is paid once per layer. Results are
+/// bit-exact with `kvpq_core::golden::GoldenEngine::run` on every device.
+///
+/// A call that returns `Err` has changed nothing the caller can observe: a refused
+/// `load_codebook` keeps the slot's previous codebook, a refused `search` runs no search.
+pub trait Device: Send {
     /// Short name (`cpu`, `sim`, `xrt`, `board`).
     fn name(&self) -> &'static str;
 
-    /// Loads (or replaces) the integer codebook of `head`.
-    fn load_codebook(&mut self, head: usize, codebook: QuantCodebook) -> Result<(), RuntimeError>;
+    /// Loads (or replaces) the integer codebook of `slot`.
+    fn load_codebook(&mut self, slot: usize, codebook: QuantCodebook) -> Result<(), RuntimeError>;
 
     /// Runs every search of `queries`; results in the same order. A call with any invalid
     /// query runs none of them.

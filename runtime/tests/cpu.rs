@@ -84,7 +84,7 @@ fn layers_match_the_golden_model_on_every_scoring_path() {
             .zip(shapes)
             .enumerate()
             .map(|(i, (h, (n, k)))| HeadQuery {
-                head: i,
+                slot: i,
                 query: &h.query,
                 beats: &h.beats,
                 n_tokens: n,
@@ -112,7 +112,7 @@ fn invalid_calls_are_refused_naming_the_input() {
     let mut dev = CpuDevice::new(acc.clone());
     let search = |dev: &mut CpuDevice, head: usize, query: &[i32], n: usize, k: usize| {
         dev.search(&[HeadQuery {
-            head,
+            slot: head,
             query,
             beats: &h.beats,
             n_tokens: n,
@@ -122,7 +122,7 @@ fn invalid_calls_are_refused_naming_the_input() {
         .to_string()
     };
     let e = search(&mut dev, 0, &h.query, 100, 5);
-    assert!(e.contains("head 0") && e.contains("no codebook"), "{e}");
+    assert!(e.contains("slot 0") && e.contains("no codebook"), "{e}");
     dev.load_codebook(0, h.codebook.clone()).unwrap();
     let e = search(&mut dev, 0, &h.query[..10], 100, 5);
     assert!(e.contains("pq.head_dim"), "{e}");

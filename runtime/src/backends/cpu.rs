@@ -12,12 +12,12 @@
 use rayon::prelude::*;
 
 use kvpq_core::golden::lut::{build_lut, Lut};
-use kvpq_core::golden::packing::{get_bits, words_for};
+use kvpq_core::golden::packing::get_bits;
 use kvpq_core::golden::topk::{result_order, top_k, Hit};
 use kvpq_core::golden::{QuantCodebook, QueryResult};
 use kvpq_core::spec::{Accelerator, CodeLayout};
 
-use crate::{Device, HeadQuery, RuntimeError};
+use crate::{checks, Device, HeadQuery, RuntimeError};
 
 /// Widest token code field scored through a joint table (2^12 entries of i32 = 16 KiB).
 pub const JOINT_TABLE_BITS: u32 = 12;
@@ -26,7 +26,7 @@ pub const JOINT_TABLE_BITS: u32 = 12;
 #[derive(Debug, Clone)]
 pub struct CpuDevice {
     acc: Accelerator,
-    heads: Vec<Option<QuantCodebook>>,
+    slots: Vec<Option<QuantCodebook>>,
 }
 
 impl CpuDevice {
@@ -34,67 +34,13 @@ impl CpuDevice {
     pub fn new(acc: Accelerator) -> Self {
         Self {
             acc,
-            heads: Vec::new(),
+            slots: Vec::new(),
         }
     }
 
     /// The description it serves.
     pub fn accelerator(&self) -> &Accelerator {
         &self.acc
-    }
-
-    /// Checks one search against the description; `Err` names what is wrong.
-    fn check(&self, i: usize, q: &HeadQuery<'_>) -> Result<&QuantCodebook, RuntimeError> {
-        let c = self.acc.config();
-        let codebook =
-            self.heads
-                .get(q.head)
-                .and_then(Option::as_ref)
-                .ok_or(RuntimeError::NoCodebook {
-                    head: q.head,
-                    loaded: self.heads.iter().filter(|h| h.is_some()).count(),
-                })?;
-        let shape = |what: &str, found: String, expected: String| RuntimeError::Shape {
-            what: format!("search {i} (head {}): {what}", q.head),
-            found,
-            expected,
-        };
-        let d = c.pq.head_dim as usize;
-        if q.query.len() != d {
-            return Err(shape(
-                "query",
-                format!("{} values", q.query.len()),
-                format!("{d} (pq.head_dim)"),
-            ));
-        }
-        let limit = 1i64 << (c.quant.query_bits - 1);
-        if let Some(v) = q
-            .query
-            .iter()
-            .find(|&&v| !(-limit..limit).contains(&i64::from(v)))
-        {
-            return Err(shape(
-                "query value",
-                v.to_string(),
-                format!("{}-bit signed (quant.query_bits)", c.quant.query_bits),
-            ));
-        }
-        if q.n_tokens > c.engine.max_tokens as usize {
-            return Err(shape(
-                "n_tokens",
-                q.n_tokens.to_string(),
-                format!("at most {} (engine.max_tokens)", c.engine.max_tokens),
-            ));
-        }
-        if q.k > c.topk.k_max as usize {
-            return Err(shape(
-                "k",
-                q.k.to_string(),
-                format!("at most {} (topk.k_max)", c.topk.k_max),
-            ));
-        }
-        words_for(&self.acc.derived().layout, q.beats, q.n_tokens)?;
-        Ok(codebook)
     }
 }
 
@@ -103,49 +49,17 @@ impl Device for CpuDevice {
         "cpu"
     }
 
-    fn load_codebook(&mut self, head: usize, codebook: QuantCodebook) -> Result<(), RuntimeError> {
-        let w = &self.acc.derived().widths;
-        let c = self.acc.config();
-        let want = (
-            c.pq.m as usize,
-            w.codebook_size as usize,
-            w.sub_dim as usize,
-        );
-        if codebook.values.dim() != want {
-            return Err(RuntimeError::Shape {
-                what: format!("codebook of head {head}"),
-                found: format!("{:?}", codebook.values.dim()),
-                expected: format!("{want:?} (pq.m, 2^pq.code_bits, head_dim / m)"),
-            });
+    fn load_codebook(&mut self, slot: usize, codebook: QuantCodebook) -> Result<(), RuntimeError> {
+        checks::codebook(&self.acc, slot, &codebook)?;
+        if self.slots.len() <= slot {
+            self.slots.resize(slot + 1, None);
         }
-        let limit = 1i32 << (c.quant.centroid_bits - 1);
-        if let Some(v) = codebook
-            .values
-            .iter()
-            .find(|&&v| !(-limit..limit).contains(&v))
-        {
-            return Err(RuntimeError::Shape {
-                what: format!("codebook of head {head}"),
-                found: v.to_string(),
-                expected: format!(
-                    "{}-bit signed values (quant.centroid_bits)",
-                    c.quant.centroid_bits
-                ),
-            });
-        }
-        if self.heads.len() <= head {
-            self.heads.resize(head + 1, None);
-        }
-        self.heads[head] = Some(codebook);
+        self.slots[slot] = Some(codebook);
         Ok(())
     }
 
     fn search(&mut self, queries: &[HeadQuery<'_>]) -> Result<Vec<QueryResult>, RuntimeError> {
-        let checked = queries
-            .iter()
-            .enumerate()
-            .map(|(i, q)| self.check(i, q))
-            .collect::<Result<Vec<_>, _>>()?;
+        let checked = checks::searches(&self.acc, &self.slots, queries)?;
         let layout = self.acc.derived().layout;
         let lut_bits = self.acc.config().quant.lut_bits;
         let score_bits = self.acc.derived().widths.score_bits;
