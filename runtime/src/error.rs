@@ -62,4 +62,60 @@ pub enum RuntimeError {
         /// The caller's value.
         requested: String,
     },
+    /// A layer, head or token index past the end.
+    #[error("{what} {value} is out of range (there are {limit})")]
+    OutOfRange {
+        /// What was indexed.
+        what: &'static str,
+        /// The index given.
+        value: usize,
+        /// How many there are.
+        limit: usize,
+    },
+    /// The layer has no context yet.
+    #[error("layer {layer}: select, append or gather before prefill")]
+    NotPrefilled {
+        /// The layer.
+        layer: usize,
+    },
+    /// A key, value or query is NaN or infinite.
+    #[error("{what}: element {position} is {value} (keys, values and queries must be finite)")]
+    NonFinite {
+        /// The input.
+        what: String,
+        /// Flat position of the first bad element.
+        position: usize,
+        /// Its value.
+        value: f32,
+    },
+    /// The layer's context would exceed the store's capacity.
+    #[error("layer {layer}: {tokens} tokens exceed the store's capacity of {capacity} per layer")]
+    Capacity {
+        /// The layer.
+        layer: usize,
+        /// Tokens it would hold.
+        tokens: usize,
+        /// Tokens it can hold.
+        capacity: usize,
+    },
+    /// The layer's codebook training failed.
+    #[error("layer {layer}: codebook training failed: {detail}")]
+    Training {
+        /// The layer.
+        layer: usize,
+        /// Why.
+        detail: String,
+    },
+    /// More tokens asked for than the middle of the context holds.
+    #[error(
+        "k = {k} exceeds the {middle} tokens between sinks and local window (context of {tokens})"
+    )]
+    Budget {
+        /// Tokens asked for.
+        k: usize,
+        /// Tokens in the middle.
+        middle: usize,
+        /// Context length.
+        tokens: usize,
+    },
 }

@@ -13,8 +13,14 @@ pub mod backends;
 mod checks;
 mod device;
 mod error;
+pub mod index;
 mod open;
+mod selection;
+pub mod store;
 
 pub use device::{Device, HeadQuery};
 pub use error::RuntimeError;
+pub use index::{HeadCodes, Index, IndexOptions, Sharding, TrainingOptions};
 pub use open::{open_folder, Folder, ModelShape};
+pub use selection::{Selection, Split};
+pub use store::{DType, Element, KvStore};

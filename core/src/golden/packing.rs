@@ -41,6 +41,20 @@ pub fn get_bits(words: &[u64], pos: usize, width: u32) -> u64 {
 /// Packs codes (N x M, each below 2^b) into beats; returns `beats_for(N) * words_per_beat`
 /// words.
 pub fn pack(layout: &CodeLayout, codes: ArrayView2<u8>) -> Result<Vec<u64>, GoldenError> {
+    let mut words = Vec::new();
+    pack_into(layout, &mut words, 0, codes)?;
+    Ok(words)
+}
+
+/// Packs codes (N x M) as tokens `start..start + N` of `words`, which holds `start` tokens
+/// packed before (a runtime appending decoded tokens); grows `words` to
+/// `beats_for(start + N)` beats. On error `words` is unchanged.
+pub fn pack_into(
+    layout: &CodeLayout,
+    words: &mut Vec<u64>,
+    start: usize,
+    codes: ArrayView2<u8>,
+) -> Result<(), GoldenError> {
     let (n, m) = codes.dim();
     if m != layout.m as usize {
         return Err(GoldenError::Shape {
@@ -50,27 +64,34 @@ pub fn pack(layout: &CodeLayout, codes: ArrayView2<u8>) -> Result<Vec<u64>, Gold
         });
     }
     let k = 1u32 << layout.code_bits;
+    if let Some((t, mi, code)) = codes
+        .indexed_iter()
+        .find(|(_, &c)| u32::from(c) >= k)
+        .map(|((t, mi), &c)| (t, mi, c))
+    {
+        return Err(GoldenError::CodeOutOfRange {
+            token: start + t,
+            subspace: mi,
+            code: u32::from(code),
+            k,
+        });
+    }
+    words_for(layout, words, start)?;
     let wpb = layout.words_per_beat();
     let tpb = layout.tokens_per_beat as usize;
     let token_bits = layout.token_bits() as usize;
     let b = layout.code_bits;
-    let mut words = vec![0u64; layout.beats_for(n) * wpb];
-    for (t, row) in codes.outer_iter().enumerate() {
+    // Bits past the `start` tokens are zero (packing keeps tails zero), so OR-ing works.
+    words.resize(layout.beats_for(start + n) * wpb, 0);
+    for (i, row) in codes.outer_iter().enumerate() {
+        let t = start + i;
         let beat = &mut words[(t / tpb) * wpb..(t / tpb + 1) * wpb];
         let base = (t % tpb) * token_bits;
         for (mi, &code) in row.iter().enumerate() {
-            if u32::from(code) >= k {
-                return Err(GoldenError::CodeOutOfRange {
-                    token: t,
-                    subspace: mi,
-                    code: u32::from(code),
-                    k,
-                });
-            }
             put_bits(beat, base + mi * b as usize, b, u64::from(code));
         }
     }
-    Ok(words)
+    Ok(())
 }
 
 /// Words that hold `n` tokens; an error if `words` is shorter.
@@ -116,6 +137,11 @@ mod tests {
         assert_eq!(words[0], expect0);
         assert_eq!(words[1], 4 | (1 << 3)); // zero padded tail
         assert_eq!(unpack(&layout, &words, 6).unwrap(), codes);
+        // Appending in pieces gives the same words.
+        let mut grown = Vec::new();
+        pack_into(&layout, &mut grown, 0, codes.slice(ndarray::s![..4, ..])).unwrap();
+        pack_into(&layout, &mut grown, 4, codes.slice(ndarray::s![4.., ..])).unwrap();
+        assert_eq!(grown, words);
     }
 
     #[test]

@@ -1,0 +1,169 @@
+//! One layer's retrieval state: its context length, its codebooks and every head's packed
+//! code stream, and the background training that produces them.
+//!
+//! The code stream of a head starts at token `s` = `retrieval.sink_tokens` (sinks are always
+//! attended and never scanned), so the middle of a context is a prefix of the stream and
+//! stream position `i` is token `s + i`.
+
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use kvpq_core::golden::packing::pack_into;
+use kvpq_core::golden::{PqCodebook, QuantCodebook, TrainOptions};
+use kvpq_core::spec::Accelerator;
+use ndarray::ArrayView2;
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::options::TrainingOptions;
+use crate::store::KvStore;
+use crate::RuntimeError;
+
+/// One head's codebooks and code stream.
+#[derive(Debug, Clone)]
+pub(crate) struct HeadPq {
+    pub codebook: PqCodebook,
+    pub quant: QuantCodebook,
+    /// Packed codes of stream tokens `0..encoded`.
+    pub beats: Vec<u64>,
+    pub encoded: usize,
+}
+
+/// A layer's codebooks: `stamp` is unique per training, so a device knows when to reload.
+#[derive(Debug, Clone)]
+pub(crate) struct Trained {
+    pub stamp: u64,
+    pub heads: Vec<HeadPq>,
+}
+
+/// Mutable state of a layer, behind [`Layer::state`].
+#[derive(Debug, Default)]
+pub(crate) struct LayerState {
+    /// Bumped by every prefill: a training job of an older sequence is discarded.
+    pub generation: u64,
+    /// Context length.
+    pub tokens: usize,
+    pub pq: Option<Trained>,
+    /// A training job is in flight.
+    pub training: bool,
+    /// Why the last training of this generation failed.
+    pub failed: Option<String>,
+    /// Tokens appended since the codebooks' training snapshot.
+    pub appended_since: usize,
+}
+
+/// A layer: its state and the signal that its training finished.
+#[derive(Debug, Default)]
+pub(crate) struct Layer {
+    pub state: Mutex<LayerState>,
+    pub trained: Condvar,
+}
+
+impl Layer {
+    /// Locks the state; a poisoned lock (a panic elsewhere) is a fault, not a panic here.
+    pub fn lock(&self, layer: usize) -> Result<MutexGuard<'_, LayerState>, RuntimeError> {
+        self.state.lock().map_err(|_| poisoned(layer))
+    }
+
+    /// Blocks until no training is in flight for a layer without codebooks.
+    pub fn wait_trained<'a>(
+        &'a self,
+        layer: usize,
+        mut g: MutexGuard<'a, LayerState>,
+    ) -> Result<MutexGuard<'a, LayerState>, RuntimeError> {
+        while g.pq.is_none() && g.training {
+            g = self.trained.wait(g).map_err(|_| poisoned(layer))?;
+        }
+        Ok(g)
+    }
+}
+
+pub(crate) fn poisoned(layer: usize) -> RuntimeError {
+    RuntimeError::Fault {
+        backend: "index",
+        detail: format!("layer {layer}: a thread panicked while updating it"),
+    }
+}
+
+/// Trains codebooks for every head on the first `tokens` keys of `layer` and encodes the
+/// stream tokens among them (the heavy part, run without the layer lock).
+pub(crate) fn train(
+    acc: &Accelerator,
+    store: &KvStore,
+    layer: usize,
+    kv_heads: usize,
+    tokens: usize,
+    opts: &TrainingOptions,
+    stamp: u64,
+) -> Result<Trained, RuntimeError> {
+    let c = acc.config();
+    let (m, b, d) = (c.pq.m as usize, c.pq.code_bits, c.pq.head_dim as usize);
+    let k = 1usize << b;
+    let n_train = tokens.min(opts.points_per_centroid.max(1) * k);
+    let heads = (0..kv_heads)
+        .map(|h| {
+            let keys = store.keys_f32(layer, h, 0..tokens)?;
+            let keys = ArrayView2::from_shape((tokens, d), &keys).map_err(shape_bug)?;
+            // A uniform subsample without replacement, seeded per (layer, head), in token
+            // order so the chunked k-means sums do not depend on the draw order.
+            let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ ((layer as u64) << 32 | h as u64));
+            let mut rows = sample(&mut rng, tokens, n_train).into_vec();
+            rows.sort_unstable();
+            let points = keys.select(ndarray::Axis(0), &rows);
+            let train = TrainOptions {
+                max_iters: opts.max_iters,
+                tolerance: opts.tolerance,
+                seed: opts.seed,
+            };
+            let codebook = PqCodebook::train(points.view(), m, b, &train, None)?;
+            let quant = codebook.quantize(c.quant.centroid_bits)?;
+            let mut head = HeadPq {
+                codebook,
+                quant,
+                beats: Vec::new(),
+                encoded: 0,
+            };
+            encode_range(acc, &mut head, keys, 0, tokens)?;
+            Ok(head)
+        })
+        .collect::<Result<Vec<_>, RuntimeError>>()?;
+    Ok(Trained { stamp, heads })
+}
+
+/// First token of the code stream.
+pub(crate) fn stream_start(acc: &Accelerator) -> usize {
+    acc.config().retrieval.sink_tokens as usize
+}
+
+/// Encodes stream tokens from `head.encoded` up to context length `tokens`, where `keys`
+/// holds the keys of tokens `first..` (`first` <= the first token to encode).
+pub(crate) fn encode_range(
+    acc: &Accelerator,
+    head: &mut HeadPq,
+    keys: ArrayView2<f32>,
+    first: usize,
+    tokens: usize,
+) -> Result<(), RuntimeError> {
+    let s = stream_start(acc);
+    let (from, to) = (s + head.encoded, tokens.max(s));
+    if to <= from {
+        return Ok(());
+    }
+    let rows = keys.slice(ndarray::s![from - first..to - first, ..]);
+    let codes = head.codebook.encode(rows)?;
+    pack_into(
+        &acc.derived().layout,
+        &mut head.beats,
+        head.encoded,
+        codes.view(),
+    )?;
+    head.encoded = to - s;
+    Ok(())
+}
+
+fn shape_bug(e: ndarray::ShapeError) -> RuntimeError {
+    RuntimeError::Fault {
+        backend: "index",
+        detail: format!("stored keys have an unexpected shape: {e}"),
+    }
+}
