@@ -7,6 +7,37 @@ use kvpq_core::spec::Accelerator;
 
 use crate::{HeadQuery, RuntimeError};
 
+/// The codebooks a device was given, by slot, kept on the host: every device checks and
+/// stores them the same way.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Slots(Vec<Option<QuantCodebook>>);
+
+impl Slots {
+    /// Checks `cb` against `acc` and stores it in `slot` (nothing changes on error).
+    pub fn load(
+        &mut self,
+        acc: &Accelerator,
+        slot: usize,
+        cb: QuantCodebook,
+    ) -> Result<(), RuntimeError> {
+        codebook(acc, slot, &cb)?;
+        if self.0.len() <= slot {
+            self.0.resize(slot + 1, None);
+        }
+        self.0[slot] = Some(cb);
+        Ok(())
+    }
+
+    /// [`searches`] over these slots.
+    pub fn check<'s>(
+        &'s self,
+        acc: &Accelerator,
+        queries: &[HeadQuery<'_>],
+    ) -> Result<Vec<&'s QuantCodebook>, RuntimeError> {
+        searches(acc, &self.0, queries)
+    }
+}
+
 /// Checks that `codebook` has the (M, K, D/M) shape and the centroid width of `acc`.
 pub(crate) fn codebook(
     acc: &Accelerator,

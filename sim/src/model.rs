@@ -33,6 +33,12 @@ pub struct Model {
     _lib: Library,
 }
 
+// SAFETY: the model is owned by one `Model` and only touched through `&mut self` or `&self`
+// calls that the borrow checker serializes; Verilated models have no thread affinity
+// (the one-thread assertion exists only in VL_DEBUG builds, which the shim is not), so
+// moving the model to another thread between calls is sound. It is not `Sync`.
+unsafe impl Send for Model {}
+
 impl Model {
     /// Loads a built model and creates one instance.
     pub fn load(built: &BuiltModel) -> Result<Self> {

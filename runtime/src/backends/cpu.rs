@@ -17,7 +17,8 @@ use kvpq_core::golden::topk::{result_order, top_k, Hit};
 use kvpq_core::golden::{QuantCodebook, QueryResult};
 use kvpq_core::spec::{Accelerator, CodeLayout};
 
-use crate::{checks, Device, HeadQuery, RuntimeError};
+use crate::checks::Slots;
+use crate::{Device, HeadQuery, RuntimeError};
 
 /// Widest token code field scored through a joint table (2^12 entries of i32 = 16 KiB).
 pub const JOINT_TABLE_BITS: u32 = 12;
@@ -26,7 +27,7 @@ pub const JOINT_TABLE_BITS: u32 = 12;
 #[derive(Debug, Clone)]
 pub struct CpuDevice {
     acc: Accelerator,
-    slots: Vec<Option<QuantCodebook>>,
+    slots: Slots,
 }
 
 impl CpuDevice {
@@ -34,7 +35,7 @@ impl CpuDevice {
     pub fn new(acc: Accelerator) -> Self {
         Self {
             acc,
-            slots: Vec::new(),
+            slots: Slots::default(),
         }
     }
 
@@ -50,16 +51,11 @@ impl Device for CpuDevice {
     }
 
     fn load_codebook(&mut self, slot: usize, codebook: QuantCodebook) -> Result<(), RuntimeError> {
-        checks::codebook(&self.acc, slot, &codebook)?;
-        if self.slots.len() <= slot {
-            self.slots.resize(slot + 1, None);
-        }
-        self.slots[slot] = Some(codebook);
-        Ok(())
+        self.slots.load(&self.acc, slot, codebook)
     }
 
     fn search(&mut self, queries: &[HeadQuery<'_>]) -> Result<Vec<QueryResult>, RuntimeError> {
-        let checked = checks::searches(&self.acc, &self.slots, queries)?;
+        let checked = self.slots.check(&self.acc, queries)?;
         let layout = self.acc.derived().layout;
         let lut_bits = self.acc.config().quant.lut_bits;
         let score_bits = self.acc.derived().widths.score_bits;

@@ -1,3 +1,6 @@
-//! The devices: `cpu` today; `sim` (Verilator model), `xrt` (Alveo) and `board` (ULX3S) next.
+//! The devices: `cpu` (the integer path on the host), `sim` (the Verilator model of a
+//! folder's RTL, feature `sim`); `xrt` (Alveo) and `board` (ULX3S) follow.
 
 pub mod cpu;
+#[cfg(feature = "sim")]
+pub mod sim;
