@@ -1,0 +1,90 @@
+//! One Llama-3-8B layer through the retrieval index on the CPU device (PQCache config:
+//! 8 KV heads, D = 128, M = 2, b = 6, budget 10 % + 32 sinks, GQA 4): `select` at 32K and
+//! 128K tokens on one core and on all cores, and the prefill's codebook training + encoding
+//! of a 128K-token layer on one core (core-seconds):
+//! `cargo bench -p kvpq-runtime --bench index_layer`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use kvpq_core::spec::{Accelerator, AcceleratorConfig};
+use kvpq_core::workload::synthetic::{SyntheticKv, SyntheticSpec};
+use kvpq_runtime::{DType, Index, IndexOptions, TrainingOptions};
+use ndarray::{Array2, Array3, Axis};
+
+const HEADS: usize = 8;
+
+fn pqcache() -> Accelerator {
+    let text = include_str!("../../examples/pqcache-llama3.toml");
+    let config = AcceleratorConfig::from_toml_str(text).expect("the example parses");
+    Accelerator::new(config).expect("the example is valid")
+}
+
+/// Structured keys `[heads][n][128]` and one step's queries `[heads * 4][128]`.
+fn workload(n: usize) -> (Array3<f32>, Array2<f32>) {
+    let mut keys = Array3::zeros((HEADS, n, 128));
+    let mut queries = Array2::zeros((HEADS * 4, 128));
+    for h in 0..HEADS {
+        let mut spec = SyntheticSpec::new(n, 128, 1, 4);
+        spec.seed = h as u64;
+        let kv = SyntheticKv::generate(&spec);
+        keys.index_axis_mut(Axis(0), h).assign(&kv.keys);
+        queries
+            .slice_mut(ndarray::s![h * 4..h * 4 + 4, ..])
+            .assign(&kv.queries.index_axis(Axis(0), 0));
+    }
+    (keys, queries)
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool")
+}
+
+fn select(c: &mut Criterion) {
+    let mut group = c.benchmark_group("select");
+    group.sample_size(20);
+    let all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for n in [32768usize, 131072] {
+        let (keys, queries) = workload(n);
+        let opts = IndexOptions::new(1, HEADS).with_dtype(DType::F16);
+        let index = Index::cpu(pqcache(), opts).expect("index");
+        index.prefill(0, keys.view(), keys.view()).expect("prefill");
+        index.wait_trained(0).expect("trained");
+        drop(keys);
+        group.throughput(Throughput::Elements((n * HEADS) as u64));
+        for threads in [1, all] {
+            let pool = pool(threads);
+            let id = BenchmarkId::new(format!("{threads}_threads"), n);
+            group.bench_with_input(id, &n, |b, _| {
+                b.iter(|| pool.install(|| index.select(0, queries.view()).expect("select")))
+            });
+        }
+    }
+    group.finish();
+}
+
+fn prefill(c: &mut Criterion) {
+    let mut group = c.benchmark_group("prefill_one_core");
+    group.sample_size(10);
+    let n = 131072;
+    let (keys, _) = workload(n);
+    let training = TrainingOptions {
+        threads: 1,
+        ..TrainingOptions::default()
+    };
+    let opts = IndexOptions::new(1, HEADS)
+        .with_dtype(DType::F16)
+        .with_training(training);
+    let index = Index::cpu(pqcache(), opts).expect("index");
+    group.bench_with_input(BenchmarkId::new("train_and_encode", n), &n, |b, _| {
+        b.iter(|| {
+            index.prefill(0, keys.view(), keys.view()).expect("prefill");
+            index.wait_trained(0).expect("trained");
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, select, prefill);
+criterion_main!(benches);
