@@ -50,6 +50,8 @@ pub(crate) struct LayerState {
     pub failed: Option<String>,
     /// Tokens appended since the codebooks' training snapshot.
     pub appended_since: usize,
+    /// Context length the last training started from.
+    pub trained_upto: usize,
 }
 
 /// A layer: its state and the signal that its training finished.
@@ -85,14 +87,39 @@ pub(crate) fn poisoned(layer: usize) -> RuntimeError {
     }
 }
 
+/// Training points: `n` token rows of `0..tokens`, ascending (so the chunked k-means sums do
+/// not depend on the draw order). Tokens from `recent` on (appended since the last training)
+/// give half the points when there are that many, so a re-training follows keys that
+/// drifted during generation; a first training draws uniformly.
+fn training_rows(rng: &mut ChaCha8Rng, tokens: usize, recent: usize, n: usize) -> Vec<usize> {
+    if recent == 0 || recent >= tokens {
+        let mut rows = sample(rng, tokens, n.min(tokens)).into_vec();
+        rows.sort_unstable();
+        return rows;
+    }
+    let new = (n / 2).min(tokens - recent);
+    let old = (n - new).min(recent);
+    let mut rows = sample(rng, recent, old).into_vec();
+    rows.extend(
+        sample(rng, tokens - recent, new)
+            .into_iter()
+            .map(|i| recent + i),
+    );
+    rows.sort_unstable();
+    rows
+}
+
 /// Trains codebooks for every head on the first `tokens` keys of `layer` and encodes the
-/// stream tokens among them (the heavy part, run without the layer lock).
+/// stream tokens among them (the heavy part, run without the layer lock). Tokens from
+/// `recent` on were appended since the last training (`0` for a prefill).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn train(
     acc: &Accelerator,
     store: &KvStore,
     layer: usize,
     kv_heads: usize,
     tokens: usize,
+    recent: usize,
     opts: &TrainingOptions,
     stamp: u64,
 ) -> Result<Trained, RuntimeError> {
@@ -104,11 +131,8 @@ pub(crate) fn train(
         .map(|h| {
             let keys = store.keys_f32(layer, h, 0..tokens)?;
             let keys = ArrayView2::from_shape((tokens, d), &keys).map_err(shape_bug)?;
-            // A uniform subsample without replacement, seeded per (layer, head), in token
-            // order so the chunked k-means sums do not depend on the draw order.
             let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ ((layer as u64) << 32 | h as u64));
-            let mut rows = sample(&mut rng, tokens, n_train).into_vec();
-            rows.sort_unstable();
+            let rows = training_rows(&mut rng, tokens, recent, n_train);
             let points = keys.select(ndarray::Axis(0), &rows);
             let train = TrainOptions {
                 max_iters: opts.max_iters,

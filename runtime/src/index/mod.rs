@@ -239,6 +239,7 @@ impl Index {
         g.pq = None;
         g.failed = None;
         g.appended_since = 0;
+        g.trained_upto = 0;
         self.spawn_training(layer, &mut g);
         Ok(())
     }
@@ -247,7 +248,8 @@ impl Index {
     fn spawn_training(&self, layer: usize, g: &mut LayerState) {
         g.training = true;
         g.appended_since = 0;
-        let (generation, tokens) = (g.generation, g.tokens);
+        let (generation, tokens, recent) = (g.generation, g.tokens, g.trained_upto);
+        g.trained_upto = tokens;
         let stamp = self.stamps.fetch_add(1, Ordering::Relaxed);
         let (acc, store, slot) = (
             self.acc.clone(),
@@ -256,7 +258,7 @@ impl Index {
         );
         let (heads, opts) = (self.opts.kv_heads, self.opts.training);
         self.pool.spawn(move || {
-            let result = layer::train(&acc, &store, layer, heads, tokens, &opts, stamp);
+            let result = layer::train(&acc, &store, layer, heads, tokens, recent, &opts, stamp);
             let Ok(mut g) = slot.state.lock() else {
                 return;
             };
