@@ -20,3 +20,7 @@ $hwgen generate "$config" -o "$out"
 $hwgen lint "$config" -o "$out" --keep-memories
 $hwgen sim "$config" --tokens 32768
 $hwgen build "$board_config" --target ecp5 -o bitstreams
+# A short retrieval run through the runtime: prefill, select, gather and append on the CPU
+# device and on the Verilator model of the folder's RTL, checking that they agree.
+cargo run --release --locked -p kvpq-runtime --features sim --example retrieve -- \
+    "$config" --folder "$out" --devices cpu,sim
