@@ -105,6 +105,12 @@ impl EngineSim {
         self.h.set_stalls(stalls);
     }
 
+    /// Caps the cycles any one operation (a codebook load, a batch of jobs) may simulate;
+    /// past it the operation fails with [`crate::SimError::Timeout`].
+    pub fn set_cycle_limit(&mut self, limit: Option<u64>) {
+        self.h.set_cycle_limit(limit);
+    }
+
     /// Writes a VCD trace of everything from now on.
     pub fn trace(&mut self, path: &std::path::Path) -> Result<()> {
         self.h.trace(path)

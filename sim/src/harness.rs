@@ -78,6 +78,7 @@ pub struct Harness {
     rng: ChaCha8Rng,
     stalls: Stalls,
     cycle: u64,
+    cycle_limit: Option<u64>,
 }
 
 impl Harness {
@@ -128,6 +129,7 @@ impl Harness {
             rng: ChaCha8Rng::seed_from_u64(seed),
             stalls,
             cycle: 0,
+            cycle_limit: None,
         }
     }
 
@@ -292,9 +294,17 @@ impl Harness {
     /// The cycle by which `work` cycles of the design's own work must be done under the
     /// current stalls: generous slack, stretched by the slower stall rate, so that only a
     /// design that stopped making progress runs out.
+    /// A cycle limit set with [`Self::set_cycle_limit`] caps it.
     pub fn deadline(&self, work: u64) -> u64 {
         let budget = (BUDGET_BASE + BUDGET_FACTOR * work) as f64 / self.stalls.rate();
-        self.cycle + budget as u64
+        let budget = (budget as u64).min(self.cycle_limit.unwrap_or(u64::MAX));
+        self.cycle.saturating_add(budget)
+    }
+
+    /// Caps every later budget at `limit` cycles (`None`: only the work-derived budget), so
+    /// a caller can bound how long one operation may simulate.
+    pub fn set_cycle_limit(&mut self, limit: Option<u64>) {
+        self.cycle_limit = limit;
     }
 
     /// A timeout error if the clock is past `deadline`; `what` names what the driver waits for.

@@ -79,6 +79,37 @@ fn sim_and_cpu_devices_select_the_same_tokens() {
 }
 
 #[test]
+fn a_search_past_the_cycle_limit_is_a_fault_and_the_next_one_runs() {
+    use kvpq_runtime::{Device, HeadQuery};
+    let acc = small_accelerators(11, 1).remove(0);
+    let c = acc.config();
+    let n = c.engine.max_tokens as usize;
+    let w = kvpq_tests::workload::draw(&acc, n, 1, kvpq_tests::workload::Values::Uniform, 5);
+    let mut dev = SimDevice::new(acc.clone()).expect("model");
+    dev.load_codebook(0, w.codebook.clone()).expect("codebook");
+    let search = HeadQuery {
+        slot: 0,
+        query: &w.queries[0],
+        beats: &w.beats,
+        n_tokens: n,
+        k: c.topk.k_max as usize,
+    };
+    dev.set_cycle_limit(Some(3));
+    let e = dev.search(&[search]).unwrap_err();
+    assert!(
+        matches!(e, RuntimeError::Fault { backend: "sim", .. }) && e.to_string().contains("cycles"),
+        "{e}"
+    );
+    dev.set_cycle_limit(None);
+    let got = dev.search(&[search]).expect("runs after the fault");
+    let golden = kvpq_core::golden::GoldenEngine::new(&acc, w.codebook).expect("codebook");
+    let want = golden
+        .run(&w.queries[0], &w.beats, n, c.topk.k_max as usize)
+        .expect("golden");
+    assert_eq!(got, vec![want]);
+}
+
+#[test]
 fn opening_a_folder_checks_manifest_files_and_shape() {
     let acc = example("pqcache-llama3");
     let dir = scratch("runtime-sim", "folder");

@@ -105,6 +105,13 @@ impl SimDevice {
         })
     }
 
+    /// Caps the cycles one codebook load or one search may simulate; a search past it fails
+    /// with [`RuntimeError::Fault`] (the engine is reset for the next call). `None` leaves
+    /// only the model's own budget, generous enough that only a hung design runs out.
+    pub fn set_cycle_limit(&mut self, limit: Option<u64>) {
+        self.engine.set_cycle_limit(limit);
+    }
+
     /// Clock cycles simulated by searches so far (codebook loads included).
     pub fn cycles(&self) -> u64 {
         self.cycles
