@@ -1,3 +1,5 @@
-//! The devices: `cpu` today; `sim` (Verilator model), `xrt` (Alveo) and `board` (ULX3S) next.
+//! The devices: `cpu` and `xrt` (Alveo) today; `sim` (Verilator model) and `board` (ULX3S)
+//! next.
 
 pub mod cpu;
+pub mod xrt;
