@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::api::{Api, Handle, BO_FLAGS_NONE, SYNC_FROM_DEVICE, SYNC_TO_DEVICE};
+use super::DEVICE_ENV;
 use crate::RuntimeError;
 
 /// A failing XRT call.
@@ -57,7 +58,7 @@ impl XrtHandle {
                 reason: format!(
                     "xrtDeviceOpen({index}) found no device: check that an Alveo card is \
                      installed and listed by `xbutil examine`, or choose another index \
-                     (XrtOptions::device_index or KVPQ_XRT_DEVICE)"
+                     (XrtOptions::device_index or {DEVICE_ENV})"
                 ),
             });
         }

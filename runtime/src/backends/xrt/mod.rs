@@ -90,13 +90,12 @@ pub struct XrtDevice {
     scratch: Vec<u8>,
 }
 
-/// The card index: `given`, else [`DEVICE_ENV`], else 0.
-fn device_index(given: Option<u32>) -> Result<u32, RuntimeError> {
-    if let Some(i) = given {
-        return Ok(i);
-    }
-    match std::env::var(DEVICE_ENV) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| RuntimeError::Unavailable {
+/// The card index: `given`, else `env` (the value of [`DEVICE_ENV`]; blank counts as unset),
+/// else 0.
+fn device_index(given: Option<u32>, env: Option<String>) -> Result<u32, RuntimeError> {
+    match (given, env.as_deref().map(str::trim)) {
+        (Some(i), _) => Ok(i),
+        (None, Some(v)) if !v.is_empty() => v.parse().map_err(|_| RuntimeError::Unavailable {
             backend: "xrt",
             reason: format!("{DEVICE_ENV}={v} is not a card index (0, 1, ...)"),
         }),
@@ -144,7 +143,8 @@ impl XrtDevice {
                 ),
             });
         }
-        let device = XrtHandle::open(&api, device_index(options.device_index)?)?;
+        let index = device_index(options.device_index, std::env::var(DEVICE_ENV).ok())?;
+        let device = XrtHandle::open(&api, index)?;
         let uuid = device.load_xclbin(&xclbin)?;
         let name = match options.kernel {
             KernelKind::Rtl => &iface.rtl_kernel,
@@ -275,5 +275,37 @@ impl Device for XrtDevice {
             self.on_card = None;
         }
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_card_index_comes_from_the_caller_then_the_environment() {
+        assert_eq!(device_index(Some(2), Some("5".into())).unwrap(), 2);
+        assert_eq!(device_index(None, Some(" 5 ".into())).unwrap(), 5);
+        assert_eq!(device_index(None, Some(" ".into())).unwrap(), 0);
+        assert_eq!(device_index(None, None).unwrap(), 0);
+        match device_index(None, Some("card1".into())) {
+            Err(RuntimeError::Unavailable { reason, .. }) => {
+                assert!(reason.contains(DEVICE_ENV), "{reason}")
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_xclbins_are_where_the_makefile_writes_them() {
+        let dir = Path::new("out/llama3");
+        assert_eq!(
+            KernelKind::Rtl.default_xclbin(dir),
+            dir.join("vitis/build_rtl_hw/kvpq_rtl.xclbin")
+        );
+        assert_eq!(
+            KernelKind::Hls.default_xclbin(dir),
+            dir.join("vitis/build_hls_hw/kvpq_hls.xclbin")
+        );
     }
 }
