@@ -4,8 +4,8 @@
 //! call, bit-exact with the golden model of `kvpq-core` (docs/design.md section 3). Backends
 //! live in [`backends`]; [`open_folder`] checks a generated folder before a backend runs it.
 //!
-//! The crate depends on `kvpq-core` alone: no generator, templating or tool runner (the
-//! `sim` feature adds the Verilator model).
+//! Of kvpq's crates it depends on `kvpq-core` alone: no generator, templating or tool runner
+//! (the `sim` feature adds the Verilator model). XRT is loaded at run time, never linked.
 
 #![warn(missing_docs)]
 

@@ -16,3 +16,4 @@ mod properties;
 mod rtl_checks;
 mod rtl_snapshots;
 mod runtime_sim;
+mod runtime_xrt;

@@ -440,6 +440,19 @@ mod tests {
     }
 
     #[test]
+    fn floats_of_seventeen_digits_round_trip_exactly() {
+        // Without serde_json's float_roundtrip a budget like this read back one ULP off, and
+        // the content hash (over the description's text) no longer matched its folder.
+        let mut m = manifest(Platform::Generic);
+        m.config.retrieval.budget = 0.104_166_666_666_666_67;
+        let back = Manifest::from_json(&m.to_json()).unwrap();
+        assert_eq!(
+            back.config.retrieval.budget.to_bits(),
+            m.config.retrieval.budget.to_bits()
+        );
+    }
+
+    #[test]
     fn refuses_missing_and_mistyped_fields_by_name() {
         let m = manifest(Platform::Generic);
         let e = refused(&edited(&m, |v| {
