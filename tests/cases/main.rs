@@ -15,3 +15,4 @@ mod invalid_configs;
 mod properties;
 mod rtl_checks;
 mod rtl_snapshots;
+mod runtime_board;
