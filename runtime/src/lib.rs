@@ -4,8 +4,8 @@
 //! call, bit-exact with the golden model of `kvpq-core` (docs/design.md section 3). Backends
 //! live in [`backends`]; [`open_folder`] checks a generated folder before a backend runs it.
 //!
-//! The crate depends on `kvpq-core` alone: no generator, templating or tool runner (the
-//! `sim` feature adds the Verilator model).
+//! The crate depends on `kvpq-core` alone: no generator, templating or tool runner. The
+//! `board` feature adds the ULX3S device and `serialport` (docs/board.md).
 
 #![warn(missing_docs)]
 

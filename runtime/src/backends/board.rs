@@ -35,6 +35,18 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 /// A ULX3S running a kvpq bitstream, behind its serial port.
+///
+/// ```no_run
+/// use std::path::Path;
+/// use kvpq_runtime::backends::board::BoardDevice;
+/// use kvpq_runtime::{Device, ModelShape};
+///
+/// let shape = ModelShape { head_dim: Some(128), ..ModelShape::default() };
+/// let board = BoardDevice::open(Path::new("bitstreams/pqcache-ulx3s-0123456789ab"), &shape,
+///     "/dev/ttyUSB0")?;
+/// assert_eq!(board.name(), "board");
+/// # Ok::<(), kvpq_runtime::RuntimeError>(())
+/// ```
 pub struct BoardDevice {
     acc: Accelerator,
     link: Link,

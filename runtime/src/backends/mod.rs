@@ -1,4 +1,5 @@
-//! The devices: `cpu` today; `sim` (Verilator model), `xrt` (Alveo) and `board` (ULX3S) next.
+//! The devices: `cpu`, and `board` (a ULX3S over its UART, feature `board`); `sim` (Verilator
+//! model) and `xrt` (Alveo) next.
 
 #[cfg(feature = "board")]
 pub mod board;
