@@ -38,12 +38,24 @@ impl Slots {
     }
 }
 
-/// Checks that `codebook` has the (M, K, D/M) shape and the centroid width of `acc`.
+/// Most codebook slots a device holds: layers x KV heads of any model it serves (a slot
+/// number past it is an error, not an allocation of that many slots).
+pub const MAX_SLOTS: usize = 1 << 16;
+
+/// Checks `slot` and that `codebook` has the (M, K, D/M) shape and the centroid width of
+/// `acc`.
 pub(crate) fn codebook(
     acc: &Accelerator,
     slot: usize,
     codebook: &QuantCodebook,
 ) -> Result<(), RuntimeError> {
+    if slot >= MAX_SLOTS {
+        return Err(RuntimeError::Shape {
+            what: "codebook slot".into(),
+            found: slot.to_string(),
+            expected: format!("below {MAX_SLOTS}"),
+        });
+    }
     let w = &acc.derived().widths;
     let c = acc.config();
     let want = (

@@ -5,7 +5,8 @@
 //! live in [`backends`]; [`open_folder`] checks a generated folder before a backend runs it.
 //!
 //! Of kvpq's crates it depends on `kvpq-core` alone: no generator, templating or tool runner
-//! (the `sim` feature adds the Verilator model). XRT is loaded at run time, never linked.
+//! (the `sim` feature adds the Verilator model; the `board` feature the ULX3S device and
+//! `serialport`, docs/board.md). XRT is loaded at run time, never linked.
 
 #![warn(missing_docs)]
 
@@ -18,6 +19,7 @@ mod open;
 mod selection;
 pub mod store;
 
+pub use checks::MAX_SLOTS;
 pub use device::{Device, HeadQuery};
 pub use error::RuntimeError;
 pub use index::{HeadCodes, Index, IndexOptions, Sharding, TrainingOptions};

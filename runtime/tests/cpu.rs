@@ -137,6 +137,11 @@ fn invalid_calls_are_refused_naming_the_input() {
     let e = search(&mut dev, 0, &h.query, 200, 5);
     assert!(e.contains("200"), "too few beats: {e}");
 
+    let e = dev
+        .load_codebook(kvpq_runtime::MAX_SLOTS, h.codebook.clone())
+        .unwrap_err();
+    assert!(e.to_string().contains("codebook slot"), "{e}");
+
     let mut wrong = h.codebook.clone();
     wrong.values[[0, 0, 0]] = 1000;
     let e = dev.load_codebook(1, wrong).unwrap_err().to_string();

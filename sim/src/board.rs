@@ -5,13 +5,18 @@
 //! The protocol (one command byte, then a fixed payload, least significant byte first):
 //! `0x01` one centroid, `0x02` one query, `0x03` `{k, n_tokens}`, `0x04` one code beat. Each
 //! result comes back as `{last, shift, score, index}` in whole bytes.
+//!
+//! Besides whole codebooks and queries, the model takes raw bytes ([`BoardSim::push`],
+//! [`BoardSim::pump`]), so a bridge can stand it behind a byte stream (a pseudo-terminal in
+//! place of the board's UART) and drive it from a real host.
+
+use std::collections::VecDeque;
 
 use crate::build::BuiltModel;
 use crate::driver::Job;
 use crate::error::{Result, SimError};
 use crate::harness::{Harness, PortId, Sink, Source, Stalls};
 use kvpq_core::golden::{Hit, QuantCodebook, QueryResult};
-use kvpq_core::interface::bits::{beat_words, pack_fields};
 pub use kvpq_core::interface::board::{cmd, BoardFormat};
 use kvpq_core::interface::{board_ports, Streams};
 use kvpq_core::spec::Accelerator;
@@ -31,6 +36,8 @@ pub struct BoardSim {
     format: BoardFormat,
     p: Ports,
     received: Vec<u8>,
+    /// Raw host bytes not yet taken by the board ([`BoardSim::push`]).
+    pending: VecDeque<u8>,
 }
 
 impl BoardSim {
@@ -50,6 +57,7 @@ impl BoardSim {
             format: BoardFormat::of(&Streams::of(acc)),
             p,
             received: Vec::new(),
+            pending: VecDeque::new(),
         };
         sim.reset();
         Ok(sim)
@@ -60,8 +68,9 @@ impl BoardSim {
         self.h.cycle()
     }
 
-    /// Holds reset for two cycles.
+    /// Holds reset for two cycles; raw bytes not yet taken are dropped.
     pub fn reset(&mut self) {
+        self.pending.clear();
         self.h.set(self.p.rx.valid, 0);
         self.h.set(self.p.tx.ready, 0);
         let (tx, tx_data) = (self.p.tx, self.p.tx_data);
@@ -88,22 +97,54 @@ impl BoardSim {
         host_step(&mut self.h, &self.p.tx, self.p.tx_data, &mut self.received);
     }
 
+    /// Queues raw host bytes; [`Self::pump`] hands them to the board's receive stream in order,
+    /// each held until the board takes it.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.pending.extend(bytes);
+    }
+
+    /// Whether the board has nothing left to do without more host bytes: none queued, no
+    /// command waiting for the engine, no query in flight, no result byte to send.
+    pub fn idle(&self) -> bool {
+        self.pending.is_empty()
+            && self.h.get(self.p.rx.ready) == 1
+            && self.h.get(self.p.busy) == 0
+            && self.h.get(self.p.tx.valid) == 0
+    }
+
+    /// Clocks the model for up to `cycles` cycles, stopping early once it is [idle](Self::idle),
+    /// with queued bytes on the receive stream (one per handshake, as the stalls allow); returns
+    /// the bytes the board sent meanwhile.
+    pub fn pump(&mut self, cycles: u64) -> Vec<u8> {
+        for _ in 0..cycles {
+            if self.idle() {
+                break;
+            }
+            match self.pending.front() {
+                Some(&byte) => {
+                    self.h.set(self.p.rx.data, u64::from(byte));
+                    let valid = self.h.offer(&self.p.rx, true);
+                    self.h.eval();
+                    let taken = self.h.fires(valid, self.p.rx.ready);
+                    self.step();
+                    if taken {
+                        self.pending.pop_front();
+                    }
+                }
+                None => {
+                    self.h.set(self.p.rx.valid, 0);
+                    self.step();
+                }
+            }
+        }
+        std::mem::take(&mut self.received)
+    }
+
     /// Sends the integer codebooks (M*K centroids, entries m*K + c in order).
     pub fn load_codebook(&mut self, codebook: &QuantCodebook) -> Result<()> {
         let (m, k, sub) = codebook.values.dim();
         let bits = self.acc.config().quant.centroid_bits;
-        let width = self.format.centroid_bits;
-        let mut bytes = Vec::new();
-        for mi in 0..m {
-            for c in 0..k {
-                let words = pack_fields(
-                    (0..sub).map(|j| i64::from(codebook.values[[mi, c, j]])),
-                    bits,
-                    width,
-                );
-                bytes.extend(frame(&self.format, cmd::CENTROID, &words));
-            }
-        }
+        let bytes = self.format.codebook_frames(codebook, bits);
         let deadline = self.h.deadline((bytes.len() + m * k * (sub + 2)) as u64);
         self.send(&bytes, deadline)
     }
@@ -115,22 +156,14 @@ impl BoardSim {
         let cfg = self.acc.config().clone();
         let d = *self.acc.derived();
         let f = self.format;
-        let qb = cfg.quant.query_bits;
-        let mut bytes = frame(
-            &f,
-            cmd::QUERY,
-            &pack_fields(job.query.iter().map(|&v| i64::from(v)), qb, f.query_bits),
-        );
-        bytes.extend(frame(
-            &f,
-            cmd::START,
-            &f.start_words(job.n_tokens as u64, job.k as u64),
-        ));
-        let layout = d.layout;
-        for b in 0..layout.beats_for(job.n_tokens) {
-            let words = beat_words(job.beats, layout.words_per_beat(), b, layout.beat_bits);
-            bytes.extend(frame(&f, cmd::BEAT, &words));
-        }
+        let bytes = f.query_frames(
+            job.query,
+            cfg.quant.query_bits,
+            &d.layout,
+            job.beats,
+            job.n_tokens,
+            job.k,
+        )?;
         let work = d.cycles.lut_build + d.cycles.query_latency(job.n_tokens as u64, job.k as u64);
         let deadline = self
             .h
@@ -190,11 +223,4 @@ fn host_step(h: &mut Harness, tx: &Sink, tx_data: PortId, received: &mut Vec<u8>
         received.push(h.get(tx_data) as u8);
     }
     h.tick();
-}
-
-/// A frame of a command this host knows the payload of.
-fn frame(format: &BoardFormat, cmd: u8, words: &[u32]) -> Vec<u8> {
-    format
-        .frame(cmd, words)
-        .expect("the host sends only the protocol's commands")
 }

@@ -15,5 +15,6 @@ mod invalid_configs;
 mod properties;
 mod rtl_checks;
 mod rtl_snapshots;
+mod runtime_board;
 mod runtime_sim;
 mod runtime_xrt;

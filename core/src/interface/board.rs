@@ -4,12 +4,25 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::bits::sign_extend;
+use super::bits::{beat_words, pack_fields, sign_extend};
 use super::ports::{Direction, Port};
 use super::Streams;
+use crate::golden::packing::words_for;
+use crate::golden::{GoldenError, QuantCodebook};
+use crate::spec::CodeLayout;
 
 /// Name of the board top module that bitstreams for open boards wrap.
 pub const BOARD_TOP: &str = "kvpq_board_top";
+
+/// The UART that bitstreams for open boards put in front of the protocol (the ULX3S's FT231X
+/// link): 8 data bits, no parity, one stop bit, no flow control. The board's UART modules and
+/// the runtime's board device both take the rate from here.
+pub mod uart {
+    /// Bits per second.
+    pub const BAUD: u32 = 1_000_000;
+    /// Bits on the wire per byte: a start bit, 8 data bits, a stop bit.
+    pub const BITS_PER_BYTE: u32 = 10;
+}
 
 /// Command bytes of the board protocol.
 pub mod cmd {
@@ -117,12 +130,48 @@ impl BoardFormat {
     /// Command byte `cmd` followed by the bytes of `words` (32-bit, little-endian), cut to
     /// the command's payload; `None` for an unknown command.
     pub fn frame(&self, cmd: u8, words: &[u32]) -> Option<Vec<u8>> {
-        let bytes = self.payload_bits(cmd)?.div_ceil(8) as usize;
-        let mut out = Vec::with_capacity(1 + bytes);
-        out.push(cmd);
-        out.extend(words.iter().flat_map(|w| w.to_le_bytes()).take(bytes));
-        out.resize(1 + bytes, 0);
-        Some(out)
+        self.payload_bits(cmd)
+            .map(|bits| frame_bits(cmd, bits, words))
+    }
+
+    /// The CENTROID frames of a whole codebook, entries `m * K + c` in order (the order the
+    /// distance unit stores them; it wraps after the last), elements `element_bits` wide
+    /// (`quant.centroid_bits`).
+    pub fn codebook_frames(&self, codebook: &QuantCodebook, element_bits: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        for subspace in codebook.values.outer_iter() {
+            for centroid in subspace.outer_iter() {
+                let values = centroid.iter().map(|&v| i64::from(v));
+                let words = pack_fields(values, element_bits, self.centroid_bits);
+                out.extend(frame_bits(cmd::CENTROID, self.centroid_bits, &words));
+            }
+        }
+        out
+    }
+
+    /// The frames of one query: QUERY (elements `element_bits` wide, `quant.query_bits`),
+    /// START `{k, n_tokens}`, then the `ceil(n_tokens / tokens_per_beat)` BEAT frames of
+    /// `beats`, packed as `layout` says. `Err` when `beats` holds fewer than `n_tokens` tokens.
+    pub fn query_frames(
+        &self,
+        query: &[i32],
+        element_bits: u32,
+        layout: &CodeLayout,
+        beats: &[u64],
+        n_tokens: usize,
+        k: usize,
+    ) -> Result<Vec<u8>, GoldenError> {
+        words_for(layout, beats, n_tokens)?;
+        let values = query.iter().map(|&v| i64::from(v));
+        let q = pack_fields(values, element_bits, self.query_bits);
+        let mut out = frame_bits(cmd::QUERY, self.query_bits, &q);
+        let start = self.start_words(n_tokens as u64, k as u64);
+        out.extend(frame_bits(cmd::START, self.start_bits(), &start));
+        for b in 0..layout.beats_for(n_tokens) {
+            let words = beat_words(beats, layout.words_per_beat(), b, self.beat_bits);
+            out.extend(frame_bits(cmd::BEAT, self.beat_bits, &words));
+        }
+        Ok(out)
     }
 
     /// Decodes one result record of [`Self::record_bytes`] bytes.
@@ -140,6 +189,16 @@ impl BoardFormat {
             last: field(iw + sw + hw, 1) == 1,
         }
     }
+}
+
+/// Command byte `cmd` followed by the bytes of `words` cut (or zero-padded) to `bits` bits.
+fn frame_bits(cmd: u8, bits: u32, words: &[u32]) -> Vec<u8> {
+    let bytes = bits.div_ceil(8) as usize;
+    let mut out = Vec::with_capacity(1 + bytes);
+    out.push(cmd);
+    out.extend(words.iter().flat_map(|w| w.to_le_bytes()).take(bytes));
+    out.resize(1 + bytes, 0);
+    out
 }
 
 /// Every port of [`BOARD_TOP`], in declaration order: the byte streams a UART (or the
@@ -175,4 +234,41 @@ pub fn board_ports() -> Vec<Port> {
         ),
         p("led_busy", O, 1, "a query is in flight"),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interface::Streams;
+    use crate::spec::{AcceleratorBuilder, EngineConfig, PqConfig, QuantConfig, ScannerConfig};
+    use ndarray::Array3;
+
+    #[test]
+    fn frames_carry_every_centroid_and_the_beats_of_n_tokens() {
+        let acc = AcceleratorBuilder::new("t", PqConfig::new(8, 2, 2))
+            .quant(QuantConfig::new(4, 4, 6))
+            .scanner(ScannerConfig::new(2))
+            .engine(EngineConfig::new(64).with_beat_bits(32))
+            .build()
+            .unwrap();
+        let f = BoardFormat::of(&Streams::of(&acc));
+        let layout = acc.derived().layout;
+        // 4 elements of 4 bits: 2 bytes per centroid, -1 packs to all ones.
+        let cb = QuantCodebook {
+            values: Array3::from_elem((2, 4, 4), -1),
+            scale: 1.0,
+        };
+        let bytes = f.codebook_frames(&cb, 4);
+        assert_eq!(bytes.len(), 8 * 3);
+        assert_eq!(&bytes[..3], &[cmd::CENTROID, 0xff, 0xff]);
+        // 8 tokens of 4 bits per 32-bit beat: 9 tokens take two beats.
+        let beats = vec![0u64; 2 * layout.words_per_beat()];
+        let q = [1i32; 8];
+        let bytes = f.query_frames(&q, 4, &layout, &beats, 9, 3).unwrap();
+        let start = 1 + f.start_bits().div_ceil(8) as usize;
+        assert_eq!(bytes.len(), (1 + 4) + start + 2 * (1 + 4));
+        assert_eq!(&bytes[..5], &[cmd::QUERY, 0x11, 0x11, 0x11, 0x11]);
+        assert_eq!(bytes[5], cmd::START);
+        assert!(f.query_frames(&q, 4, &layout, &beats, 17, 3).is_err());
+    }
 }

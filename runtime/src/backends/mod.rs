@@ -1,7 +1,9 @@
 //! The devices: `cpu` (the integer path on the host), `sim` (the Verilator model of a
-//! folder's RTL, feature `sim`), `xrt` (an Alveo kernel through XRT loaded at run time);
-//! `board` (ULX3S) follows.
+//! folder's RTL, feature `sim`), `xrt` (an Alveo kernel through XRT loaded at run time),
+//! `board` (a ULX3S over its UART, feature `board`).
 
+#[cfg(feature = "board")]
+pub mod board;
 pub mod cpu;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -33,8 +33,8 @@ pub const CAPACITY: Ecp5Cells = Ecp5Cells {
 };
 /// Board oscillator.
 pub const OSC_MHZ: f64 = 25.0;
-/// UART speed of the FT231X link.
-pub const BAUD: u32 = 1_000_000;
+/// UART speed of the FT231X link (defined with the byte protocol, which the runtime shares).
+pub use kvpq_core::interface::board::uart::BAUD;
 
 #[derive(Template)]
 #[template(path = "ecp5/ulx3s/kvpq_ulx3s_top.v", escape = "none")]

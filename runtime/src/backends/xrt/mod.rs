@@ -30,9 +30,6 @@ use crate::{checks, open_folder, Device, HeadQuery, ModelShape, RuntimeError};
 /// 0 when unset.
 pub const DEVICE_ENV: &str = "KVPQ_XRT_DEVICE";
 
-/// Most codebook slots a device holds (layers x KV heads of any model this serves).
-pub const MAX_SLOTS: usize = 1 << 16;
-
 /// Which of the folder's two kernels the xclbin holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum KernelKind {
@@ -239,13 +236,6 @@ impl Device for XrtDevice {
 
     fn load_codebook(&mut self, slot: usize, codebook: QuantCodebook) -> Result<(), RuntimeError> {
         checks::codebook(&self.acc, slot, &codebook)?;
-        if slot >= MAX_SLOTS {
-            return Err(RuntimeError::Shape {
-                what: "codebook slot".into(),
-                found: slot.to_string(),
-                expected: format!("below {MAX_SLOTS}"),
-            });
-        }
         // Logical order of the (M, K, SUB) array is the kernel's [m][c][j].
         let bytes: Vec<u8> = codebook
             .values
