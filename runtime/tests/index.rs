@@ -135,6 +135,14 @@ fn a_decode_sequence_selects_what_the_golden_engine_selects() {
 }
 
 #[test]
+fn the_index_and_the_store_are_send_and_sync() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Index>();
+    shared::<kvpq_runtime::KvStore>();
+    shared::<Selection>();
+}
+
+#[test]
 fn devices_threads_and_one_thread_agree() {
     let layers = 4;
     let build = |devices: usize, sharding| {
