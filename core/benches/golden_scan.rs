@@ -1,6 +1,10 @@
 //! Golden model throughput: LUT build + scan + exact top-k over N = 128K tokens of packed
 //! codes, for the example configurations. Reports tokens/s (criterion "elements").
 //!
+//! Also PQ codebook training at the PQCache shape: 2 subspaces of 128K x 64 (D = 128),
+//! K = 64, 25 Lloyd iterations (tolerance 0, so every run does all 25); run it on one
+//! thread with `RAYON_NUM_THREADS=1 cargo bench -p kvpq-core --bench golden_scan -- train`.
+//!
 //! An example built for shorter contexts (fastscan-4bit: 4096 tokens, k <= 256) is widened
 //! to 128K tokens for the measurement, its k capped at its k_max.
 
@@ -12,7 +16,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use kvpq_core::golden::packing::pack;
-use kvpq_core::golden::{GoldenEngine, QuantCodebook};
+use kvpq_core::golden::{GoldenEngine, PqCodebook, QuantCodebook, TrainOptions};
 use kvpq_core::spec::{Accelerator, AcceleratorConfig};
 
 const N: usize = 128 * 1024;
@@ -67,5 +71,39 @@ fn bench_scan(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_scan);
+fn bench_train(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pq_train");
+    group.sample_size(10);
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    // Keys around 64 centers, so the clusters are not uniform noise.
+    let centers = Array2::from_shape_fn((64, 128), |_| rng.random_range(-4.0f32..4.0));
+    let keys = Array2::from_shape_fn((N, 128), |(t, j)| {
+        centers[[(t / 32) % 64, j]] + rng.random_range(-1.0f32..1.0)
+    });
+    let opts = TrainOptions {
+        max_iters: 25,
+        tolerance: 0.0,
+        seed: 0,
+    };
+    group.bench_function("m2-k64-128k-25it", |b| {
+        b.iter(|| PqCodebook::train(black_box(keys.view()), 2, 6, &opts, None).unwrap())
+    });
+    group.bench_function("encode-m2-k64-128k", |b| {
+        let cb = PqCodebook::train(
+            keys.view(),
+            2,
+            6,
+            &TrainOptions {
+                max_iters: 2,
+                ..opts
+            },
+            None,
+        )
+        .unwrap();
+        b.iter(|| cb.encode(black_box(keys.view())).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_scan, bench_train);
 criterion_main!(benches);

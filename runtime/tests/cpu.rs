@@ -38,14 +38,19 @@ struct Head {
     beats: Vec<u64>,
 }
 
-fn head(acc: &Accelerator, n: usize, rng: &mut ChaCha8Rng) -> Head {
-    let c = acc.config();
+/// (M, K, D/M) of `acc`.
+fn dims(acc: &Accelerator) -> (usize, usize, usize) {
     let w = acc.derived().widths;
-    let (m, k, sub) = (
-        c.pq.m as usize,
+    (
+        acc.config().pq.m as usize,
         w.codebook_size as usize,
         w.sub_dim as usize,
-    );
+    )
+}
+
+fn head(acc: &Accelerator, n: usize, rng: &mut ChaCha8Rng) -> Head {
+    let c = acc.config();
+    let (m, k, sub) = dims(acc);
     // Few distinct values: ties in the scores exercise the order.
     let values = Array3::from_shape_fn((m, k, sub), |_| rng.random_range(-128..128));
     let query = (0..c.pq.head_dim)
@@ -156,4 +161,145 @@ fn invalid_calls_are_refused_naming_the_input() {
         )
         .unwrap_err();
     assert!(matches!(e, RuntimeError::Shape { .. }), "{e}");
+}
+
+/// How the codes of a randomized head are drawn.
+#[derive(Debug, Clone, Copy)]
+enum Codes {
+    /// Uniform over all codes.
+    Uniform,
+    /// From three codes: long runs of equal scores.
+    Few,
+    /// One code: every token ties.
+    One,
+    /// The beats a sample of every 8th beat would see hold the best code in their first
+    /// half; all others a low one, so a guess from that sample keeps too few tokens.
+    MisleadingSample,
+}
+
+/// An accelerator for `max_tokens` tokens and k up to `k_max`.
+fn wide(d: u32, m: u32, b: u32, beat: u32, max_tokens: u32, k_max: u32) -> Accelerator {
+    AcceleratorBuilder::new("cpu-random", PqConfig::new(d, m, b))
+        .quant(QuantConfig::new(8, 8, 16))
+        .scanner(ScannerConfig::new(beat / (m * b)))
+        .topk(TopKConfig::select(k_max))
+        .engine(EngineConfig::new(max_tokens).with_beat_bits(beat))
+        .build()
+        .unwrap_or_else(|e| panic!("{d}/{m}/{b}/{beat}: {e}"))
+}
+
+/// One random head: centroids from `levels` distinct values (few levels: many equal
+/// scores), codes drawn as `codes` says.
+fn random_head(
+    acc: &Accelerator,
+    n: usize,
+    levels: i32,
+    codes: Codes,
+    rng: &mut ChaCha8Rng,
+) -> Head {
+    let c = acc.config();
+    let (m, k, sub) = dims(acc);
+    let step = 256 / levels;
+    let values = Array3::from_shape_fn((m, k, sub), |_| -128 + step * rng.random_range(0..levels));
+    let query: Vec<i32> = (0..c.pq.head_dim)
+        .map(|_| rng.random_range(-128..128))
+        .collect();
+    let tpb = acc.derived().layout.tokens_per_beat as usize;
+    let few: Vec<u8> = (0..3 * m).map(|_| rng.random_range(0..k) as u8).collect();
+    let drawn = Array2::from_shape_fn((n, m), |(t, mi)| match codes {
+        Codes::Uniform => rng.random_range(0..k) as u8,
+        Codes::Few => few[(t % 3) * m + mi],
+        Codes::One => few[mi],
+        Codes::MisleadingSample if (t / tpb).is_multiple_of(8) && t % tpb < tpb / 2 => {
+            (k - 1) as u8
+        }
+        Codes::MisleadingSample => 0,
+    });
+    let mut head = Head {
+        codebook: QuantCodebook { values, scale: 1.0 },
+        query,
+        beats: pack(&acc.derived().layout, drawn.view()).unwrap(),
+    };
+    if let Codes::MisleadingSample = codes {
+        // Code k - 1 scores highest in every subspace, code 0 lowest.
+        head.query = vec![1; c.pq.head_dim as usize];
+        for mut row in head.codebook.values.outer_iter_mut() {
+            for (ci, mut cent) in row.outer_iter_mut().enumerate() {
+                cent.fill(if ci == k - 1 { 100 } else { -100 });
+            }
+        }
+    }
+    head
+}
+
+#[test]
+fn random_searches_match_the_golden_model_on_every_path() {
+    // Joint path: unrolled readers of 12-, 10- and 8-bit tokens, and the generic reader
+    // (12 bits in a 256-bit beat, 4 bits in a 64-bit one). General path: byte groups in
+    // whole words (M = 32, b = 4 as pairs; M = 16, b = 8), and the generic group reader
+    // (24- and 48-bit tokens).
+    let shapes: [(u32, u32, u32, u32); 10] = [
+        (128, 2, 6, 512),
+        (20, 2, 5, 512),
+        (16, 2, 4, 512),
+        (24, 3, 4, 256),
+        (16, 2, 2, 64),
+        (128, 32, 4, 512),
+        (128, 16, 8, 512),
+        (96, 3, 8, 512),
+        (48, 8, 6, 512),
+        (64, 4, 8, 512),
+    ];
+    let max_tokens = 70_000;
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for (d, m, b, beat) in shapes {
+        let acc = wide(d, m, b, beat, max_tokens, max_tokens);
+        let tpb = acc.derived().layout.tokens_per_beat as usize;
+        let mut dev = CpuDevice::new(acc.clone());
+        // (n, codes, centroid levels): short and long contexts (the joint path samples
+        // from 16,384 tokens on), n off the beat, fewer tokens than codes, ties.
+        let cases = [
+            (1, Codes::Uniform, 256),
+            (tpb - 1, Codes::Uniform, 4),
+            (tpb + 1, Codes::Few, 256),
+            (3000, Codes::Uniform, 3),
+            (4097, Codes::Uniform, 256),
+            (20_000 + 3, Codes::Uniform, 256),
+            (20_000, Codes::Few, 2),
+            (17_000, Codes::One, 256),
+            (max_tokens as usize - 5, Codes::Uniform, 5),
+            (40_000, Codes::MisleadingSample, 256),
+        ];
+        for (n, codes, levels) in cases {
+            let h = random_head(&acc, n, levels, codes, &mut rng);
+            dev.load_codebook(0, h.codebook.clone()).unwrap();
+            let golden = GoldenEngine::new(&acc, h.codebook.clone()).unwrap();
+            let ks = [
+                1,
+                2,
+                n / 20,
+                n / 8,
+                n / 8 + 1,
+                rng.random_range(1..=n),
+                n - 1,
+                n,
+                n + 1,
+            ];
+            for k in ks.into_iter().filter(|&k| k <= max_tokens as usize) {
+                let q = HeadQuery {
+                    slot: 0,
+                    query: &h.query,
+                    beats: &h.beats,
+                    n_tokens: n,
+                    k,
+                };
+                let got = dev.search(&[q]).unwrap();
+                let want = golden.run(&h.query, &h.beats, n, k).unwrap();
+                assert_eq!(
+                    got[0], want,
+                    "M {m} b {b} beat {beat}: n {n} k {k} codes {codes:?} levels {levels}"
+                );
+            }
+        }
+    }
 }

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use super::error::GoldenError;
 use super::fixed::{quantize, Quantized};
-use super::kmeans::{kmeans, nearest, KMeansOptions};
+use super::kmeans::{kmeans, nearest_rows, row_norms, KMeansOptions, CHUNK_ROWS};
 
 /// Training options of a PQ codebook.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -105,16 +105,25 @@ impl PqCodebook {
                 expected: format!("(N, {})", m * sub),
             });
         }
+        // Per fixed chunk of keys and subspace: the nearest centroids of all its rows from
+        // one matrix product (`kmeans::nearest_rows`), as training assigns them.
+        let norms: Vec<Vec<f32>> = self.centroids.outer_iter().map(row_norms).collect();
         let mut codes = Array2::<u8>::zeros((n, m));
         codes
-            .axis_iter_mut(Axis(0))
+            .axis_chunks_iter_mut(Axis(0), CHUNK_ROWS)
             .into_par_iter()
-            .zip(keys.axis_iter(Axis(0)))
-            .for_each(|(mut row, key)| {
-                for mi in 0..m {
-                    let x = key.slice(s![mi * sub..(mi + 1) * sub]);
+            .zip(keys.axis_chunks_iter(Axis(0), CHUNK_ROWS))
+            .for_each(|(mut out, chunk)| {
+                for (mi, norms) in norms.iter().enumerate() {
+                    let x = chunk.slice(s![.., mi * sub..(mi + 1) * sub]);
                     let cb = self.centroids.index_axis(Axis(0), mi);
-                    row[mi] = nearest(x, cb).0 as u8;
+                    for (code, (c, _)) in out
+                        .column_mut(mi)
+                        .iter_mut()
+                        .zip(nearest_rows(x, cb, norms))
+                    {
+                        *code = c as u8;
+                    }
                 }
             });
         Ok(codes)

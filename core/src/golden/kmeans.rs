@@ -1,7 +1,13 @@
 //! Lloyd's k-means with k-means++ initialization, parallel with rayon and deterministic for a
 //! given seed whatever the thread count: points are processed in fixed-size chunks and the
 //! chunks' partial sums are added in chunk order.
+//!
+//! Assignment (here and in `PqCodebook::encode`) computes a chunk's squared distances to
+//! every centroid as ||x||^2 - 2 x.c + ||c||^2, the dot products by one matrix product
+//! (ndarray's `general_mat_mul`, matrixmultiply's SIMD sgemm), instead of summing
+//! (x - c)^2 one float at a time.
 
+use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -10,7 +16,7 @@ use rayon::prelude::*;
 use super::error::GoldenError;
 
 /// Rows per parallel work item; fixed so that results do not depend on the thread count.
-const CHUNK_ROWS: usize = 2048;
+pub(crate) const CHUNK_ROWS: usize = 2048;
 
 /// Options of one k-means run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,21 +42,100 @@ pub struct KMeans {
     pub iterations: usize,
 }
 
-/// Squared Euclidean distance.
-pub fn squared_distance(a: ArrayView1<f32>, b: ArrayView1<f32>) -> f32 {
-    a.iter().zip(b.iter()).map(|(x, y)| (x - y) * (x - y)).sum()
-}
+/// Lanes of the float sums: eight partial sums the compiler keeps in SIMD registers (a
+/// single running sum is one dependent add per element).
+const LANES: usize = 8;
 
-/// Index and squared distance of the centroid nearest to `x` (lowest index on ties).
-pub fn nearest(x: ArrayView1<f32>, centroids: ArrayView2<f32>) -> (usize, f32) {
-    let mut best = (0, f32::INFINITY);
-    for (c, row) in centroids.outer_iter().enumerate() {
-        let d = squared_distance(x, row);
-        if d < best.1 {
-            best = (c, d);
+/// Sum of `f(a[i], b[i])`, in [`LANES`] partial sums added pairwise at the end: a fixed
+/// order, so the same inputs always give the same float.
+#[inline(always)]
+fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += f(x[l], y[l]);
         }
     }
-    best
+    for ((a, &x), &y) in acc.iter_mut().zip(ra).zip(rb) {
+        *a += f(x, y);
+    }
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+}
+
+/// Squared Euclidean distance (summed in [`LANES`] partial sums).
+pub fn squared_distance(a: ArrayView1<f32>, b: ArrayView1<f32>) -> f32 {
+    match (a.as_slice(), b.as_slice()) {
+        (Some(a), Some(b)) if a.len() == b.len() => lane_sum(a, b, |x, y| (x - y) * (x - y)),
+        _ => a.iter().zip(b.iter()).map(|(x, y)| (x - y) * (x - y)).sum(),
+    }
+}
+
+/// Squared norm (summed in [`LANES`] partial sums).
+fn norm2(x: ArrayView1<f32>) -> f32 {
+    match x.as_slice() {
+        Some(x) => lane_sum(x, x, |a, _| a * a),
+        None => x.iter().map(|v| v * v).sum(),
+    }
+}
+
+/// Squared norms of the rows of `m`, as [`nearest_rows`] wants them.
+pub(crate) fn row_norms(m: ArrayView2<f32>) -> Vec<f32> {
+    m.outer_iter().map(norm2).collect()
+}
+
+/// Index and squared distance of the centroid nearest to each row of `points` (lowest index
+/// on ties), given the centroids' squared norms `c_norms`: ||x||^2 - 2 x.c + ||c||^2, the
+/// dot products from one matrix product, clamped at 0 (the expansion can round a distance
+/// below it). It can pick another centroid than the sum of (x - c)^2 only where two
+/// distances differ by rounding.
+pub fn nearest_rows(
+    points: ArrayView2<f32>,
+    centroids: ArrayView2<f32>,
+    c_norms: &[f32],
+) -> Vec<(usize, f32)> {
+    let k = centroids.nrows();
+    let mut dist = Array2::<f32>::zeros((points.nrows(), k));
+    general_mat_mul(-2.0, &points, &centroids.t(), 0.0, &mut dist);
+    let mut out = Vec::with_capacity(points.nrows());
+    for (x, mut row) in points.outer_iter().zip(dist.outer_iter_mut()) {
+        let xx = norm2(x);
+        let Some(row) = row.as_slice_mut() else {
+            continue;
+        };
+        for (d, &cc) in row.iter_mut().zip(c_norms) {
+            *d = (xx + *d) + cc;
+        }
+        // The smallest value (eight running minima, no index to carry), then its first
+        // position: the lowest index among equal distances. A NaN never wins.
+        let mut mins = [f32::INFINITY; LANES];
+        let chunks = row.chunks_exact(LANES);
+        for (m, &d) in mins.iter_mut().zip(chunks.remainder()) {
+            *m = if d < *m { d } else { *m };
+        }
+        for c in chunks {
+            for (m, &d) in mins.iter_mut().zip(c) {
+                *m = if d < *m { d } else { *m };
+            }
+        }
+        let min = mins
+            .iter()
+            .fold(f32::INFINITY, |a, &b| if b < a { b } else { a });
+        let c = row.iter().position(|&d| d == min).unwrap_or(0);
+        out.push((c, min.max(0.0)));
+    }
+    out
+}
+
+/// Index and squared distance of the centroid nearest to `x` (lowest index on ties), as
+/// [`nearest_rows`] computes it.
+pub fn nearest(x: ArrayView1<f32>, centroids: ArrayView2<f32>) -> (usize, f32) {
+    let norms = row_norms(centroids);
+    nearest_rows(x.insert_axis(Axis(0)), centroids, &norms)
+        .first()
+        .copied()
+        .unwrap_or((0, f32::INFINITY))
 }
 
 /// Clusters the rows of `data` into `opts.k` groups.
@@ -186,6 +271,7 @@ struct Step {
 
 fn assign_and_sum(data: ArrayView2<f32>, centroids: ArrayView2<f32>) -> Step {
     let (k, dim) = centroids.dim();
+    let c_norms = row_norms(centroids);
     let empty = |rows: usize| Step {
         sums: Array2::zeros((k, dim)),
         counts: vec![0; k],
@@ -197,15 +283,19 @@ fn assign_and_sum(data: ArrayView2<f32>, centroids: ArrayView2<f32>) -> Step {
         .into_par_iter()
         .map(|chunk| {
             let mut part = empty(chunk.nrows());
-            for x in chunk.outer_iter() {
-                let (c, d) = nearest(x, centroids);
+            part.nearest = nearest_rows(chunk, centroids, &c_norms);
+            for (x, &(c, d)) in chunk.outer_iter().zip(&part.nearest) {
                 part.counts[c] += 1;
                 part.inertia += f64::from(d);
                 let mut row = part.sums.row_mut(c);
-                for (s, &v) in row.iter_mut().zip(x.iter()) {
-                    *s += f64::from(v);
+                match (row.as_slice_mut(), x.as_slice()) {
+                    (Some(row), Some(x)) => {
+                        for (s, &v) in row.iter_mut().zip(x) {
+                            *s += f64::from(v);
+                        }
+                    }
+                    _ => row.zip_mut_with(&x, |s, &v| *s += f64::from(v)),
                 }
-                part.nearest.push((c, d));
             }
             part
         })
@@ -277,5 +367,36 @@ mod tests {
         let km = kmeans(data.view(), &opts(4, 1), None).unwrap();
         assert_eq!(km.centroids.dim(), (4, 3));
         assert_eq!(km.inertia, 0.0);
+    }
+
+    #[test]
+    fn matrix_product_assignment_is_the_nearest_up_to_rounding() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let points = Array2::from_shape_fn((3000, 24), |_| rng.random_range(-3.0f32..3.0));
+        let mut cents = Array2::from_shape_fn((40, 24), |_| rng.random_range(-3.0f32..3.0));
+        // Equal centroids: the lower index wins.
+        let dup = cents.row(7).to_owned();
+        cents.row_mut(30).assign(&dup);
+        let got = nearest_rows(points.view(), cents.view(), &row_norms(cents.view()));
+        for (x, &(c, d)) in points.outer_iter().zip(&got) {
+            let exact: Vec<f64> = cents
+                .outer_iter()
+                .map(|r| {
+                    r.iter()
+                        .zip(x)
+                        .map(|(&a, &b)| f64::from(a - b).powi(2))
+                        .sum()
+                })
+                .collect();
+            let best = exact.iter().copied().fold(f64::INFINITY, f64::min);
+            assert!(
+                exact[c] <= best * (1.0 + 1e-5) + 1e-5,
+                "picked {c}: {} vs {best}",
+                exact[c]
+            );
+            assert!((f64::from(d) - exact[c]).abs() <= 1e-4 * exact[c].max(1.0));
+            assert_ne!(c, 30, "a tie goes to the lower index");
+            assert_eq!(nearest(x, cents.view()), (c, d));
+        }
     }
 }

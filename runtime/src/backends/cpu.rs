@@ -1,27 +1,43 @@
 //! The CPU device: the integer path on the host, bit-exact with the golden model, and the
 //! fallback where no FPGA is present.
 //!
-//! Speed comes from the PQCache shapes: when a token's M codes fit in
-//! [`JOINT_TABLE_BITS`] bits (M = 2, b = 6 gives 12), the M per-subspace LUTs are summed
-//! into one joint table indexed by the token's whole code field, so scoring a token is one
-//! bit-field read and one load from a 16 KiB table that stays in L1. The exact top-k is a
-//! radix select (two 16-bit histogram passes find the k-th score, a third pass collects the
-//! tokens above it and the first of those equal to it), then a sort of the k survivors
-//! only. Heads of a layer call run in parallel (rayon).
+//! Two paths, chosen by the width of a token's code field (M*b bits):
+//!
+//! - Joint path (M*b <= [`JOINT_TABLE_BITS`], the PQCache shape M = 2, b = 6): a token's
+//!   score depends only on its whole code field x, so the search never scores tokens. One
+//!   pass counts the tokens of each x (a 4,096-bin histogram in L1); the k-th score and how
+//!   many tokens equal to it are taken come from the codes alone (a radix select weighted by
+//!   the counts); each distinct score at or above it gets a bucket of the output, placed by
+//!   the counts; a second pass in index order writes each selected token straight into its
+//!   bucket. The output is then in result order without a sort: buckets go by score
+//!   descending, and within one the pass keeps index order, which is the tie rule.
+//! - General path: the M codes are scored a group at a time (several codes of b <= 4 bits
+//!   share one table of their summed entries, so M = 32, b = 4 is 16 lookups), the score's
+//!   high-digit histogram is filled in the same pass, a radix select finds the k-th score,
+//!   and the survivors (collected in index order) are put in result order by a stable radix
+//!   sort.
+//!
+//! Token fields are read by an unrolled reader for the common 512-bit beats (constant
+//! shifts, no generic bit reader in the loop). Heads of a layer call run in parallel
+//! (rayon).
 
 use rayon::prelude::*;
 
-use kvpq_core::golden::lut::{build_lut, Lut};
+use kvpq_core::golden::fixed::{lut_shift, shift_right_floor};
 use kvpq_core::golden::packing::get_bits;
-use kvpq_core::golden::topk::{result_order, top_k, Hit};
+use kvpq_core::golden::topk::{top_k, Hit};
 use kvpq_core::golden::{QuantCodebook, QueryResult};
 use kvpq_core::spec::{Accelerator, CodeLayout};
 
 use crate::checks::Slots;
 use crate::{Device, HeadQuery, RuntimeError};
 
-/// Widest token code field scored through a joint table (2^12 entries of i32 = 16 KiB).
+/// Widest token code field scored through a joint table (2^12 codes: the count, bucket and
+/// score tables of the joint path stay in L1).
 pub const JOINT_TABLE_BITS: u32 = 12;
+
+/// Entries of the joint tables.
+const JOINT: usize = 1 << JOINT_TABLE_BITS;
 
 /// The CPU device of one accelerator description.
 #[derive(Debug, Clone)]
@@ -57,70 +73,842 @@ impl Device for CpuDevice {
     fn search(&mut self, queries: &[HeadQuery<'_>]) -> Result<Vec<QueryResult>, RuntimeError> {
         let checked = self.slots.check(&self.acc, queries)?;
         let layout = self.acc.derived().layout;
-        let lut_bits = self.acc.config().quant.lut_bits;
-        let score_bits = self.acc.derived().widths.score_bits;
+        let widths = self.acc.derived().widths;
+        let digits = Digits::new(widths.score_bits);
         Ok(queries
             .par_iter()
             .zip(checked)
             .map(|(q, codebook)| {
-                let lut = build_lut(q.query, codebook, lut_bits);
-                let scores = scores(&lut, &layout, q.beats, q.n_tokens);
+                let (table, shift) = lut(q.query, codebook, widths.lut_bits, widths.acc_bits);
                 QueryResult {
-                    hits: top_k_radix(&scores, q.k, score_bits),
-                    shift: lut.shift,
+                    hits: search_one(&table, &layout, q.beats, q.n_tokens, q.k, &digits),
+                    shift,
                 }
             })
             .collect())
     }
 }
 
-/// Scores of the first `n` tokens of `beats` (checked to hold them).
-fn scores(lut: &Lut, layout: &CodeLayout, beats: &[u64], n: usize) -> Vec<i32> {
-    let (m, b) = (layout.m as usize, layout.code_bits as usize);
-    let (k, token_bits) = (1usize << b, m * b);
-    let (tpb, wpb) = (layout.tokens_per_beat as usize, layout.words_per_beat());
-    let table = lut.values.as_standard_layout();
-    let table = table.as_slice().unwrap_or(&[]);
-    let mut out = Vec::with_capacity(n);
-    if token_bits as u32 <= JOINT_TABLE_BITS {
-        // joint[x] = sum over m of LUT[m][code m of x]: one load per token.
-        let joint: Vec<i32> = (0..1usize << token_bits)
-            .map(|x| {
-                (0..m)
-                    .map(|mi| table[mi * k + ((x >> (mi * b)) & (k - 1))])
+/// The golden model's normalized LUT (`kvpq_core::golden::lut::build_lut`), entries in
+/// (m, c) order, and its shift: the same exact integer dot products over plain slices, in
+/// i32 when `acc_bits` (the accumulator width) allows it, then the golden normalization.
+fn lut(q: &[i32], codebook: &QuantCodebook, lut_bits: u32, acc_bits: u32) -> (Vec<i32>, u32) {
+    let (m, k, sub) = codebook.values.dim();
+    let values = codebook.values.as_standard_layout();
+    let values = values.as_slice().unwrap_or(&[]);
+    let acc: Vec<i64> = values
+        .chunks_exact(sub)
+        .take(m * k)
+        .enumerate()
+        .map(|(row, cent)| {
+            let q = &q[(row / k) * sub..][..sub];
+            if acc_bits <= 31 {
+                // Every partial sum fits the accumulator width, so i32 is exact.
+                i64::from(q.iter().zip(cent).map(|(&a, &b)| a * b).sum::<i32>())
+            } else {
+                q.iter()
+                    .zip(cent)
+                    .map(|(&a, &b)| i64::from(a) * i64::from(b))
                     .sum()
-            })
-            .collect();
-        for beat in beats.chunks_exact(wpb) {
-            let take = tpb.min(n - out.len());
-            out.extend(
-                (0..take)
-                    .map(|i| joint[get_bits(beat, i * token_bits, token_bits as u32) as usize]),
-            );
-            if out.len() == n {
-                break;
+            }
+        })
+        .collect();
+    let shift = lut_shift(
+        acc.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0),
+        lut_bits,
+    );
+    let table = acc
+        .iter()
+        .map(|&v| shift_right_floor(v, shift) as i32)
+        .collect();
+    (table, shift)
+}
+
+/// Runs `$body` with `$rd` bound to the fastest [`Fields`] reader for `$layout`: an unrolled
+/// one for 512-bit beats of 8-, 10- or 12-bit tokens, else the generic bit reader.
+macro_rules! with_reader {
+    ($layout:expr, |$rd:ident| $body:expr) => {{
+        let layout: &CodeLayout = $layout;
+        match (layout.token_bits(), layout.beat_bits) {
+            (12, 512) => {
+                let $rd = Fixed::<12, 8>;
+                $body
+            }
+            (10, 512) => {
+                let $rd = Fixed::<10, 8>;
+                $body
+            }
+            (8, 512) => {
+                let $rd = Fixed::<8, 8>;
+                $body
+            }
+            _ => {
+                let $rd = Generic::new(layout);
+                $body
             }
         }
+    }};
+}
+
+/// The top-k of one checked search, in result order.
+fn search_one(
+    tables: &[i32],
+    layout: &CodeLayout,
+    beats: &[u64],
+    n: usize,
+    k: usize,
+    digits: &Digits,
+) -> Vec<Hit> {
+    let k = k.min(n);
+    if k == 0 {
+        return Vec::new();
+    }
+    if layout.token_bits() <= JOINT_TABLE_BITS {
+        let joint = joint_table(tables, layout.m as usize, layout.code_bits as usize);
+        with_reader!(layout, |rd| joint_top_k(rd, &joint, beats, n, k, digits))
     } else {
-        for beat in beats.chunks_exact(wpb) {
-            let take = tpb.min(n - out.len());
-            out.extend((0..take).map(|i| {
-                (0..m)
-                    .map(|mi| {
-                        table[mi * k + get_bits(beat, i * token_bits + mi * b, b as u32) as usize]
-                    })
-                    .sum::<i32>()
-            }));
-            if out.len() == n {
-                break;
+        general_top_k(tables, layout, beats, n, k, digits)
+    }
+}
+
+/// joint[x] = sum over m of LUT[m][code m of x], built one subspace at a time (each step
+/// extends the table of the first codes by the next code's entries).
+fn joint_table(lut: &[i32], m: usize, b: usize) -> Box<[i32; JOINT]> {
+    let mut joint = Box::new([0i32; JOINT]);
+    let mut filled = 1;
+    for row in lut.chunks_exact(1 << b).take(m) {
+        for (c, &v) in row.iter().enumerate().rev() {
+            for x in 0..filled {
+                joint[c * filled + x] = joint[x] + v;
             }
+        }
+        filled <<= b;
+    }
+    joint
+}
+
+/// Reads the code fields of the tokens of one beat.
+trait Fields: Copy {
+    /// Tokens per beat.
+    fn tokens_per_beat(&self) -> usize;
+    /// 64-bit words per beat.
+    fn words_per_beat(&self) -> usize;
+    /// Calls `f(i, field)` for tokens `0..take` of `beat`, in order.
+    fn each(&self, beat: &[u64], take: usize, f: impl FnMut(usize, usize));
+    /// The field of token `i` of `beat`.
+    fn get(&self, beat: &[u64], i: usize) -> usize;
+    /// Writes at `out[len..]` `(first + i, field)` for the tokens `i` in `0..take` of
+    /// `beat` whose field has `selected[field] != 0`, in order; returns the new length.
+    /// `out` has room for a whole beat past `len`, and more slots may be overwritten than
+    /// are kept.
+    fn compact(
+        &self,
+        beat: &[u64],
+        take: usize,
+        first: u32,
+        selected: &[u8; JOINT],
+        out: &mut [(u32, u16)],
+        mut len: usize,
+    ) -> usize {
+        self.each(beat, take, |i, x| {
+            if selected[x & (JOINT - 1)] != 0 {
+                out[len] = (first + i as u32, x as u16);
+                len += 1;
+            }
+        });
+        len
+    }
+}
+
+/// Tokens of `BITS` bits in beats of `WORDS` whole words: the field positions are constants
+/// of an unrolled loop. At most 64 tokens per beat (one selection mask).
+#[derive(Debug, Clone, Copy)]
+struct Fixed<const BITS: usize, const WORDS: usize>;
+
+impl<const BITS: usize, const WORDS: usize> Fixed<BITS, WORDS> {
+    const TPB: usize = WORDS * 64 / BITS;
+    const MASK: u64 = (1 << BITS) - 1;
+
+    /// Field `I` of a full beat, with the word and shift constants.
+    #[inline(always)]
+    fn field<const I: usize>(beat: &[u64; WORDS]) -> usize {
+        let (w, off) = (I * BITS / 64, I * BITS % 64);
+        let mut v = beat[w] >> off;
+        if off + BITS > 64 {
+            // The field ends inside the beat, so word w + 1 exists.
+            v |= beat[w + 1] << (64 - off);
+        }
+        (v & Self::MASK) as usize
+    }
+
+    /// Every field of a full beat, unrolled by hand (the compiler keeps a 42-step loop
+    /// rolled, with shifts by a register).
+    #[inline(always)]
+    fn full(beat: &[u64; WORDS], mut f: impl FnMut(usize, usize)) {
+        const { assert!(Self::TPB <= 64, "one selection mask per beat") };
+        macro_rules! steps {
+            ($($i:literal)*) => {$(
+                if $i < Self::TPB {
+                    f($i, Self::field::<$i>(beat));
+                }
+            )*};
+        }
+        steps!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29
+            30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57
+            58 59 60 61 62 63);
+    }
+}
+
+impl<const BITS: usize, const WORDS: usize> Fields for Fixed<BITS, WORDS> {
+    fn tokens_per_beat(&self) -> usize {
+        Self::TPB
+    }
+
+    fn words_per_beat(&self) -> usize {
+        WORDS
+    }
+
+    #[inline(always)]
+    fn each(&self, beat: &[u64], take: usize, mut f: impl FnMut(usize, usize)) {
+        match <&[u64; WORDS]>::try_from(beat) {
+            Ok(full) if take == Self::TPB => Self::full(full, f),
+            _ => (0..take).for_each(|i| f(i, self.get(beat, i))),
         }
     }
+
+    /// Without a branch on whether the field crosses a word (random for scattered
+    /// tokens): the next word is always read, or the same word again at the end of the
+    /// beat, where the field ends inside its word and the extra bits fall above the mask.
+    #[inline(always)]
+    fn get(&self, beat: &[u64], i: usize) -> usize {
+        let (w, off) = (i * BITS / 64, i * BITS % 64);
+        let high = beat[(w + 1).min(WORDS - 1)] << 1 << (63 - off);
+        (((beat[w] >> off) | high) & Self::MASK) as usize
+    }
+
+    #[inline(always)]
+    fn compact(
+        &self,
+        beat: &[u64],
+        take: usize,
+        first: u32,
+        selected: &[u8; JOINT],
+        out: &mut [(u32, u16)],
+        mut len: usize,
+    ) -> usize {
+        // One bit per token (four partial masks: no chain of 42 dependent ORs), then the
+        // set bits: the first four written whether or not they exist, since a beat holds
+        // about two selected tokens and a loop would mispredict its exit every beat. The
+        // fields are kept on the way (cheaper than reading the selected ones again).
+        let mut masks = [0u64; 4];
+        let mut fields = [0u16; 64];
+        self.each(beat, take, |i, x| {
+            fields[i % 64] = x as u16;
+            masks[i % 4] |= u64::from(selected[x & (JOINT - 1)]) << (i % 64);
+        });
+        let mut mask = (masks[0] | masks[1]) | (masks[2] | masks[3]);
+        let emit = |mask: u64| {
+            let i = mask.trailing_zeros();
+            (first + i, fields[i as usize % 64])
+        };
+        for _ in 0..4 {
+            out[len] = emit(mask);
+            len += usize::from(mask != 0);
+            mask &= mask.wrapping_sub(1);
+        }
+        while mask != 0 {
+            out[len] = emit(mask);
+            len += 1;
+            mask &= mask - 1;
+        }
+        len
+    }
+}
+
+/// Any layout: fields through the golden model's bit reader.
+#[derive(Debug, Clone, Copy)]
+struct Generic {
+    bits: usize,
+    tpb: usize,
+    wpb: usize,
+}
+
+impl Generic {
+    fn new(layout: &CodeLayout) -> Self {
+        Self {
+            bits: layout.token_bits() as usize,
+            tpb: layout.tokens_per_beat as usize,
+            wpb: layout.words_per_beat(),
+        }
+    }
+}
+
+impl Fields for Generic {
+    fn tokens_per_beat(&self) -> usize {
+        self.tpb
+    }
+
+    fn words_per_beat(&self) -> usize {
+        self.wpb
+    }
+
+    #[inline(always)]
+    fn each(&self, beat: &[u64], take: usize, mut f: impl FnMut(usize, usize)) {
+        (0..take).for_each(|i| f(i, self.get(beat, i)));
+    }
+
+    #[inline(always)]
+    fn get(&self, beat: &[u64], i: usize) -> usize {
+        get_bits(beat, i * self.bits, self.bits as u32) as usize
+    }
+}
+
+/// The beats holding the first `n` tokens (the caller checked that `beats` holds them),
+/// every `step`-th one, as (first token index, beat, tokens of the beat to read).
+fn beats_of(
+    rd: impl Fields,
+    beats: &[u64],
+    n: usize,
+    step: usize,
+) -> impl Iterator<Item = (usize, &[u64], usize)> {
+    let tpb = rd.tokens_per_beat();
+    beats
+        .chunks_exact(rd.words_per_beat())
+        .take(n.div_ceil(tpb))
+        .enumerate()
+        .step_by(step)
+        .map(move |(b, beat)| (b * tpb, beat, tpb.min(n - b * tpb)))
+}
+
+/// Tokens per code of the beats of `beats_of(rd, beats, n, step)`, and their total.
+fn count_codes(rd: impl Fields, beats: &[u64], n: usize, step: usize) -> ([u32; JOINT], usize) {
+    // Four 16-bit histograms taken in turn (L1 holds them): a run of equal codes then
+    // increments four counters, not one, so it does not wait on its own stores. Each
+    // takes at most a quarter of a beat (rounded up) per beat, and is flushed into the
+    // totals before it can overflow.
+    let (mut totals, mut total) = ([0u32; JOINT], 0);
+    let mut parts = [[0u16; JOINT]; 4];
+    let block = usize::from(u16::MAX) / rd.tokens_per_beat().div_ceil(4);
+    let mut flush = |parts: &mut [[u16; JOINT]; 4]| {
+        for (x, t) in totals.iter_mut().enumerate() {
+            *t += parts.iter().map(|p| u32::from(p[x])).sum::<u32>();
+        }
+        *parts = [[0; JOINT]; 4];
+    };
+    for (b, (_, beat, take)) in beats_of(rd, beats, n, step).enumerate() {
+        rd.each(beat, take, |i, x| parts[i % 4][x & (JOINT - 1)] += 1);
+        total += take;
+        if (b + 1) % block == 0 {
+            flush(&mut parts);
+        }
+    }
+    flush(&mut parts);
+    (totals, total)
+}
+
+/// Tokens in both halves of the joint path: below this many, or with k above 1/8 of the
+/// tokens, the search counts every token (a sample would save little).
+const SAMPLED_MIN_TOKENS: usize = 16384;
+
+/// The sample takes every `SAMPLE_STEP`-th beat.
+const SAMPLE_STEP: usize = 8;
+
+/// The joint path (module doc): the top `k` (1 <= k <= n) of the first `n` tokens.
+///
+/// For long contexts and small k a sample of the beats first gives a score that at least k
+/// tokens reach, with a wide margin; the one pass over the tokens then keeps only those at
+/// or above it, and the exact top-k is found among them. If the sample was wrong (fewer
+/// than k tokens kept), or for short contexts, the exact counts of every code come first.
+fn joint_top_k(
+    rd: impl Fields,
+    joint: &[i32; JOINT],
+    beats: &[u64],
+    n: usize,
+    k: usize,
+    digits: &Digits,
+) -> Vec<Hit> {
+    if n >= SAMPLED_MIN_TOKENS && k <= n / 8 {
+        let (counts, sampled) = count_codes(rd, beats, n, SAMPLE_STEP);
+        // The sample's expected count at or above the true threshold, raised by ten
+        // percent and four standard deviations.
+        let mean = (k * sampled) as f64 / n as f64;
+        let want = ((mean * 1.1 + 4.0 * mean.sqrt()) as usize + 8).min(sampled);
+        let guess = weighted_threshold(joint, &counts, want, digits);
+        let mut selected = [0u8; JOINT];
+        for (s, &score) in selected.iter_mut().zip(joint.iter()) {
+            *s = u8::from(digits.key(score) >= guess.key);
+        }
+        let kept = compact(rd, beats, n, &selected, n / 8);
+        if kept.len() >= k {
+            let mut counts = [0u32; JOINT];
+            for &(_, x) in &kept {
+                counts[usize::from(x) & (JOINT - 1)] += 1;
+            }
+            return Buckets::new(joint, &counts, k, guess.key, digits).place(&kept);
+        }
+    }
+    let (counts, _) = count_codes(rd, beats, n, 1);
+    let floor = weighted_threshold(joint, &counts, k, digits).key;
+    let buckets = Buckets::new(joint, &counts, k, floor, digits);
+    let expected = (0..JOINT)
+        .filter(|&x| buckets.selected[x] != 0)
+        .map(|x| counts[x] as usize)
+        .sum();
+    let kept = compact(rd, beats, n, &buckets.selected, expected);
+    buckets.place(&kept)
+}
+
+/// The k-th largest score (as a key) of the tokens counted per code in `counts`
+/// (1 <= k <= their total).
+fn weighted_threshold(
+    joint: &[i32; JOINT],
+    counts: &[u32; JOINT],
+    k: usize,
+    digits: &Digits,
+) -> Threshold {
+    // No test of the counts: a branch per code would mispredict on random ones, and a
+    // count of zero adds nothing. The high digit's test is rarely true: predicted.
+    let mut high = vec![0u32; digits.high_bins()];
+    for (&score, &count) in joint.iter().zip(counts) {
+        high[digits.high(digits.key(score))] += count;
+    }
+    digits.threshold(&high, k, |bin, low| {
+        for (&score, &count) in joint.iter().zip(counts) {
+            let key = digits.key(score);
+            if digits.high(key) == bin {
+                low[digits.low(key)] += count;
+            }
+        }
+    })
+}
+
+/// (index, code), in index order, of the first `n` tokens whose code is selected
+/// (`capacity`: the expected count).
+fn compact(
+    rd: impl Fields,
+    beats: &[u64],
+    n: usize,
+    selected: &[u8; JOINT],
+    capacity: usize,
+) -> Vec<(u32, u16)> {
+    let room = rd.tokens_per_beat().max(64);
+    let mut out = vec![(0, 0); capacity + room];
+    let mut len = 0;
+    for (first, beat, take) in beats_of(rd, beats, n, 1) {
+        if out.len() < len + room {
+            out.resize(2 * out.len(), (0, 0));
+        }
+        len = rd.compact(beat, take, first as u32, selected, &mut out, len);
+    }
+    out.truncate(len);
     out
 }
 
-/// Below this many scores a comparison selection is as fast as the histograms.
-const RADIX_MIN_TOKENS: usize = 4096;
+/// The output of the joint path cut into one bucket per distinct score at or above the
+/// k-th, best first; the lowest (the threshold's) holds only the tokens taken at it.
+struct Buckets {
+    /// 1 for the codes scoring at or above the threshold.
+    selected: [u8; JOINT],
+    /// The bucket of each code; the codes below the threshold have the last one, a slot
+    /// past the k hits that takes whatever is written to it.
+    bucket_of: [u16; JOINT],
+    /// Per bucket: the next free position, the end, the score.
+    next: Vec<u32>,
+    end: Vec<u32>,
+    score: Vec<i32>,
+    /// Hits in all.
+    k: usize,
+}
+
+impl Buckets {
+    /// The buckets of the top `k` of tokens counted per code in `counts` (1 <= k <= their
+    /// total, which fits u32 like every token index), given a key `floor` that at least k
+    /// of them reach (the fewer codes above it, the less to sort).
+    fn new(
+        joint: &[i32; JOINT],
+        counts: &[u32; JOINT],
+        k: usize,
+        floor: u32,
+        digits: &Digits,
+    ) -> Self {
+        // (key, code) of the codes at or above the floor, collected without a branch per
+        // code, then best first.
+        let mut codes = vec![0u64; JOINT];
+        let mut len = 0;
+        for (x, (&score, &count)) in joint.iter().zip(counts).enumerate() {
+            let key = digits.key(score);
+            codes[len] = (u64::from(key) << JOINT_TABLE_BITS) | x as u64;
+            len += usize::from(count != 0 && key >= floor);
+        }
+        codes.truncate(len);
+        codes.sort_unstable_by(|a, b| b.cmp(a));
+        let mut this = Self {
+            selected: [0; JOINT],
+            bucket_of: [0; JOINT],
+            next: Vec::new(),
+            end: Vec::new(),
+            score: Vec::new(),
+            k,
+        };
+        let mut placed = 0;
+        for &c in &codes {
+            let x = (c as usize) & (JOINT - 1);
+            if this.score.last() != Some(&joint[x]) {
+                if placed as usize >= k {
+                    // The last bucket reached k: it holds the k-th score.
+                    break;
+                }
+                this.next.push(placed);
+                this.end.push(placed);
+                this.score.push(joint[x]);
+            }
+            placed += counts[x];
+            let last = this.end.len() - 1;
+            this.end[last] = placed;
+            this.selected[x] = 1;
+            this.bucket_of[x] = last as u16;
+        }
+        // The threshold's bucket ends at k: its next position stops there, on the slot.
+        if let Some(last) = this.end.last_mut() {
+            *last = k as u32;
+        }
+        let slot = this.end.len() as u16;
+        for (b, &s) in this.bucket_of.iter_mut().zip(&this.selected) {
+            if s == 0 {
+                *b = slot;
+            }
+        }
+        this.next.push(k as u32);
+        this.end.push(k as u32);
+        this.score.push(0);
+        this
+    }
+
+    /// The hits, in result order, from every token at or above the threshold given in
+    /// index order as (index, code) (tokens below it may be among them).
+    fn place(mut self, tokens: &[(u32, u16)]) -> Vec<Hit> {
+        // Without a branch: a token below the threshold, or one at it once the bucket is
+        // full, is written to the slot past the k hits.
+        let mut hits = vec![Hit { index: 0, score: 0 }; self.k + 1];
+        for &(index, x) in tokens {
+            let b = usize::from(self.bucket_of[usize::from(x) & (JOINT - 1)]);
+            let at = self.next[b];
+            hits[at as usize] = Hit {
+                index,
+                score: self.score[b],
+            };
+            self.next[b] = at + u32::from(at < self.end[b]);
+        }
+        hits.truncate(self.k);
+        hits
+    }
+}
+
+/// Codes of `b` bits summed per lookup in the general path: as many as fit a byte (tables
+/// of 256 entries at most).
+fn codes_per_group(b: u32) -> usize {
+    (8 / b.max(1)).max(1) as usize
+}
+
+/// The general path (module doc): the top `k` (1 <= k <= n) of the first `n` tokens.
+fn general_top_k(
+    lut: &[i32],
+    layout: &CodeLayout,
+    beats: &[u64],
+    n: usize,
+    k: usize,
+    digits: &Digits,
+) -> Vec<Hit> {
+    let (m, b) = (layout.m as usize, layout.code_bits as usize);
+    let g = codes_per_group(layout.code_bits);
+    // tables[j][x]: sum of the LUT entries of the codes packed in x (group j).
+    let tables: Vec<[i32; 256]> = (0..m.div_ceil(g))
+        .map(|j| {
+            let mut t = [0i32; 256];
+            let codes = g.min(m - j * g);
+            for (x, s) in t.iter_mut().enumerate().take(1 << (codes * b)) {
+                *s = (0..codes)
+                    .map(|c| lut[((j * g + c) << b) + ((x >> (c * b)) & ((1 << b) - 1))])
+                    .sum();
+            }
+            t
+        })
+        .collect();
+    // The scores, and the histogram of their high digit in the same pass.
+    let mut scores = vec![0i32; n];
+    let mut high = vec![0u32; digits.high_bins()];
+    let mut out = Scores {
+        scores: &mut scores,
+        high: &mut high,
+        digits,
+    };
+    let token_bits = layout.token_bits() as usize;
+    if g * b == 8 && token_bits.is_multiple_of(64) {
+        match token_bits / 64 {
+            1 => score_bytes::<1>(&tables, layout, beats, &mut out),
+            2 => score_bytes::<2>(&tables, layout, beats, &mut out),
+            4 => score_bytes::<4>(&tables, layout, beats, &mut out),
+            _ => score_groups(&tables, g * b, layout, beats, &mut out),
+        }
+    } else {
+        score_groups(&tables, g * b, layout, beats, &mut out);
+    }
+    select(&scores, k, digits, &high)
+}
+
+/// Where the general path's scoring writes: one score per token, and the histogram of
+/// their high digits.
+struct Scores<'a> {
+    scores: &'a mut [i32],
+    high: &'a mut [u32],
+    digits: &'a Digits,
+}
+
+impl Scores<'_> {
+    /// Scores of beat `b` (`tpb` tokens a beat) are computed by `f(i)` for token `i`.
+    #[inline(always)]
+    fn beat(&mut self, b: usize, tpb: usize, mut f: impl FnMut(usize) -> i32) {
+        let first = b * tpb;
+        let Some(out) = self
+            .scores
+            .get_mut(first..self.scores.len().min(first + tpb))
+        else {
+            return;
+        };
+        for (i, s) in out.iter_mut().enumerate() {
+            *s = f(i);
+            self.high[self.digits.high(self.digits.key(*s))] += 1;
+        }
+    }
+}
+
+/// Scores of tokens of `W` whole words whose byte j is the code group of table j (8 * W
+/// tables), unrolled; one score per slot of `scores`.
+fn score_bytes<const W: usize>(
+    tables: &[[i32; 256]],
+    layout: &CodeLayout,
+    beats: &[u64],
+    out: &mut Scores,
+) {
+    let Some(tables) = tables.get(..8 * W) else {
+        return;
+    };
+    let (tpb, wpb) = (layout.tokens_per_beat as usize, layout.words_per_beat());
+    for (b, beat) in beats.chunks_exact(wpb).enumerate() {
+        out.beat(b, tpb, |i| {
+            let Some(token) = beat.get(i * W..(i + 1) * W) else {
+                return 0;
+            };
+            // Two sums: half the chain of dependent adds.
+            let mut sum = [0i32; 2];
+            for (w, &word) in token.iter().enumerate() {
+                for (j, byte) in word.to_le_bytes().into_iter().enumerate() {
+                    sum[j % 2] += tables[w * 8 + j][usize::from(byte)];
+                }
+            }
+            sum[0] + sum[1]
+        });
+    }
+}
+
+/// Scores of tokens in any layout: group j is the `group_bits` bits (fewer for the last) at
+/// `j * group_bits` of the token, through the golden model's bit reader.
+fn score_groups(
+    tables: &[[i32; 256]],
+    group_bits: usize,
+    layout: &CodeLayout,
+    beats: &[u64],
+    out: &mut Scores,
+) {
+    let (tpb, wpb) = (layout.tokens_per_beat as usize, layout.words_per_beat());
+    let token_bits = layout.token_bits() as usize;
+    for (b, beat) in beats.chunks_exact(wpb).enumerate() {
+        out.beat(b, tpb, |i| {
+            let pos = i * token_bits;
+            tables
+                .iter()
+                .enumerate()
+                .map(|(j, t)| {
+                    let width = group_bits.min(token_bits - j * group_bits);
+                    t[get_bits(beat, pos + j * group_bits, width as u32) as usize & 255]
+                })
+                .sum()
+        });
+    }
+}
+
+/// The exact top-k of `scores`, each a `score_bits`-bit signed integer (<= 32), in result
+/// order (score descending, smaller index first on ties): the same hits as
+/// `kvpq_core::golden::topk::top_k`. A radix select over two digits of the score (small
+/// histograms: 512 and 256 bins for 17-bit scores) finds the k-th score; the survivors,
+/// collected in index order, are put in result order by a stable radix sort.
+pub fn top_k_radix(scores: &[i32], k: usize, score_bits: u32) -> Vec<Hit> {
+    if !(2..=32).contains(&score_bits) {
+        return top_k(scores, k);
+    }
+    let k = k.min(scores.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    let digits = Digits::new(score_bits);
+    let mut high = vec![0u32; digits.high_bins()];
+    for &s in scores {
+        high[digits.high(digits.key(s))] += 1;
+    }
+    select(scores, k, &digits, &high)
+}
+
+/// [`top_k_radix`] once the high-digit histogram `high` of `scores` is known
+/// (1 <= k <= scores.len()).
+fn select(scores: &[i32], k: usize, digits: &Digits, high: &[u32]) -> Vec<Hit> {
+    // One pass keeps every index whose high digit is at or above the k-th's (their count is
+    // known; no branch per score); the low digit is resolved among those alone.
+    let (bin, above_high) = kth_bin(high, k);
+    let floor = (bin as u32) << digits.lo_bits;
+    let mut kept = vec![0u32; above_high + high[bin] as usize + 1];
+    let mut len = 0;
+    for (i, &s) in scores.iter().enumerate() {
+        kept[len] = i as u32;
+        len += usize::from(digits.key(s) >= floor);
+    }
+    kept.truncate(len);
+    let threshold = digits.threshold(high, k, |bin, low| {
+        for &i in &kept {
+            let key = digits.key(scores[i as usize]);
+            if digits.high(key) == bin {
+                low[digits.low(key)] += 1;
+            }
+        }
+    });
+    let mut equal_left = threshold.take_equal;
+    let mut hits = Vec::with_capacity(k);
+    for &i in &kept {
+        let score = scores[i as usize];
+        let key = digits.key(score);
+        if key > threshold.key || (key == threshold.key && equal_left > 0) {
+            equal_left -= usize::from(key == threshold.key);
+            hits.push(Hit { index: i, score });
+        }
+    }
+    sort_stable_descending(hits, digits)
+}
+
+/// Sorts hits given in index order into result order: a stable LSD radix sort, 11 bits a
+/// pass, on each key's distance below the largest (packed above the index).
+fn sort_stable_descending(hits: Vec<Hit>, digits: &Digits) -> Vec<Hit> {
+    const DIGIT: u32 = 11;
+    let Some(top) = hits.iter().map(|h| digits.key(h.score)).max() else {
+        return hits;
+    };
+    let mut a: Vec<u64> = hits
+        .iter()
+        .map(|h| (u64::from(top - digits.key(h.score)) << 32) | u64::from(h.index))
+        .collect();
+    let range = a.iter().map(|v| v >> 32).max().unwrap_or(0);
+    let mut b = vec![0u64; a.len()];
+    let mut shift = 32;
+    while shift < 64 && range >> (shift - 32) != 0 {
+        let digit = |v: u64| ((v >> shift) & ((1 << DIGIT) - 1)) as usize;
+        let mut start = vec![0usize; (1 << DIGIT) + 1];
+        for &v in &a {
+            start[digit(v) + 1] += 1;
+        }
+        for d in 0..1 << DIGIT {
+            start[d + 1] += start[d];
+        }
+        for &v in &a {
+            let d = digit(v);
+            b[start[d]] = v;
+            start[d] += 1;
+        }
+        std::mem::swap(&mut a, &mut b);
+        shift += DIGIT;
+    }
+    a.iter()
+        .map(|&v| Hit {
+            index: v as u32,
+            score: digits.score(top - (v >> 32) as u32),
+        })
+        .collect()
+}
+
+/// A score as an unsigned key in score order, split into a high and a low digit of about
+/// half the score's bits each.
+#[derive(Debug, Clone, Copy)]
+struct Digits {
+    bias: i64,
+    lo_bits: u32,
+    hi_bits: u32,
+}
+
+/// Where the k-th largest key lies.
+#[derive(Debug, Clone, Copy)]
+struct Threshold {
+    /// The k-th largest key.
+    key: u32,
+    /// How many keys equal to it are taken (the smallest indices among them).
+    take_equal: usize,
+}
+
+impl Digits {
+    /// Digits of `score_bits`-bit signed scores (outside 2..=32: 32, which holds any i32).
+    fn new(score_bits: u32) -> Self {
+        let bits = if (2..=32).contains(&score_bits) {
+            score_bits
+        } else {
+            32
+        };
+        Self {
+            bias: 1 << (bits - 1),
+            lo_bits: bits / 2,
+            hi_bits: bits - bits / 2,
+        }
+    }
+
+    #[inline(always)]
+    fn key(&self, s: i32) -> u32 {
+        (i64::from(s) + self.bias) as u32
+    }
+
+    /// The score of a key.
+    #[inline(always)]
+    fn score(&self, key: u32) -> i32 {
+        (i64::from(key) - self.bias) as i32
+    }
+
+    #[inline(always)]
+    fn high(&self, key: u32) -> usize {
+        (key >> self.lo_bits) as usize
+    }
+
+    #[inline(always)]
+    fn low(&self, key: u32) -> usize {
+        (key & ((1 << self.lo_bits) - 1)) as usize
+    }
+
+    fn high_bins(&self) -> usize {
+        1 << self.hi_bits
+    }
+
+    /// The k-th largest key (1 <= k <= the histogram's total): `high` counts the keys per
+    /// high digit, `low_pass(bin, low)` adds to `low` the keys of high digit `bin` per low
+    /// digit.
+    fn threshold(
+        &self,
+        high: &[u32],
+        k: usize,
+        low_pass: impl FnOnce(usize, &mut [u32]),
+    ) -> Threshold {
+        let (bin, above_high) = kth_bin(high, k);
+        let mut low = vec![0u32; 1 << self.lo_bits];
+        low_pass(bin, &mut low);
+        let (low_bin, above_low) = kth_bin(&low, k - above_high);
+        Threshold {
+            key: ((bin as u32) << self.lo_bits) | low_bin as u32,
+            take_equal: k - above_high - above_low,
+        }
+    }
+}
 
 /// In a histogram, the bin holding the `k`-th largest key (1-based) and how many keys lie
 /// in higher bins.
@@ -134,56 +922,6 @@ fn kth_bin(hist: &[u32], k: usize) -> (usize, usize) {
         above += here;
     }
     (0, above)
-}
-
-/// The exact top-k of `scores`, each a `score_bits`-bit signed integer (<= 32), in result
-/// order (score descending, smaller index first on ties): the same hits as
-/// `kvpq_core::golden::topk::top_k`. The score is split into a high and a low digit of about
-/// `score_bits / 2` bits, so both histograms stay small (512 and 256 bins for the default
-/// 17-bit scores).
-pub fn top_k_radix(scores: &[i32], k: usize, score_bits: u32) -> Vec<Hit> {
-    let n = scores.len();
-    if k == 0 || n < RADIX_MIN_TOKENS || k >= n || !(2..=32).contains(&score_bits) {
-        return top_k(scores, k);
-    }
-    // Keys in [0, 2^score_bits), in score order.
-    let bias = 1i64 << (score_bits - 1);
-    let key = |s: i32| (i64::from(s) + bias) as u32;
-    let lo_bits = score_bits / 2;
-    let lo_mask = (1u32 << lo_bits) - 1;
-    // Pass 1: the high digit of the k-th largest key.
-    let mut hist = vec![0u32; 1 << (score_bits - lo_bits)];
-    for &s in scores {
-        hist[(key(s) >> lo_bits) as usize] += 1;
-    }
-    let (high, above_high) = kth_bin(&hist, k);
-    // Pass 2: its low digit, among the keys of that high bin.
-    let mut hist = vec![0u32; 1 << lo_bits];
-    for &s in scores {
-        let x = key(s);
-        if (x >> lo_bits) as usize == high {
-            hist[(x & lo_mask) as usize] += 1;
-        }
-    }
-    let (low, above_low) = kth_bin(&hist, k - above_high);
-    let threshold = ((high as u32) << lo_bits) | low as u32;
-    // Pass 3: every key above the threshold, and the first (smallest-index) keys equal to it.
-    let mut equal_left = k - above_high - above_low;
-    let mut hits = Vec::with_capacity(k);
-    for (i, &s) in scores.iter().enumerate() {
-        let x = key(s);
-        if x > threshold || (x == threshold && equal_left > 0) {
-            if x == threshold {
-                equal_left -= 1;
-            }
-            hits.push(Hit {
-                index: i as u32,
-                score: s,
-            });
-        }
-    }
-    hits.sort_unstable_by(result_order);
-    hits
 }
 
 #[cfg(test)]
@@ -212,14 +950,18 @@ mod tests {
             (3, 70000, 32),
             (4, 10000, 2),
             (5, 4096, 21),
+            (6, 100, 17),
+            (7, 1, 5),
         ] {
             let (lo, hi) = (-(1i64 << (bits - 1)), (1i64 << (bits - 1)) - 1);
             let mut scores = draw(seed, n, hi as i32);
             // The extremes of the width, and ties at them.
-            scores[7] = lo as i32;
-            scores[9] = hi as i32;
-            scores[11] = hi as i32;
-            for k in [1, 2, 17, n / 20, n / 5, n - 1] {
+            for (i, v) in [(7, lo), (9, hi), (11, hi)] {
+                if i < n {
+                    scores[i] = v as i32;
+                }
+            }
+            for k in [0, 1, 2, 17, n / 20, n / 5, n - 1, n, n + 3] {
                 assert_eq!(
                     top_k_radix(&scores, k, bits),
                     top_k(&scores, k),
