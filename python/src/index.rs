@@ -110,7 +110,11 @@ impl HeadCodes {
     }
 }
 
-/// The retrieval index of one model: see `kvpq/_kvpq.pyi` for the Python view.
+/// The retrieval index of one model: stores every layer's keys and values, trains PQ
+/// codebooks at prefill (in the background), and selects the tokens each decoding step
+/// attends. `Index(config, layers, kv_heads, *, dtype="f32", device="cpu", path=None,
+/// device_options=None, capacity=None, sharding="layers", retrain_every=None,
+/// training=None)`; the stubs (kvpq/_kvpq.pyi) document every argument.
 #[pyclass(module = "kvpq", frozen)]
 pub struct Index {
     inner: CoreIndex,
@@ -408,7 +412,8 @@ fn select(
 
 #[pymethods]
 impl Index {
-    /// See `kvpq/_kvpq.pyi`.
+    /// Creates an index on `device` for a description (`Accelerator`, TOML text or path, or
+    /// a `Folder`).
     #[new]
     #[pyo3(signature = (config, layers, kv_heads, *, dtype=None, device=None, path=None, device_options=None, capacity=None, sharding="layers", retrain_every=None, training=None))]
     #[allow(clippy::too_many_arguments)] // Python keyword arguments

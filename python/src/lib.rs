@@ -5,6 +5,8 @@
 //!
 //! Nothing panics across the boundary: every error is a Python exception (`errors`).
 
+#![warn(missing_docs)]
+
 mod accelerator;
 mod devices;
 mod dlpack;

@@ -385,7 +385,7 @@ impl Raw {
             }
             strides.push(s.unsigned_abs() / size);
         }
-        if (ptr as usize) % std::mem::align_of::<T>() != 0 {
+        if !ptr.cast::<T>().is_aligned() {
             return Err(input_error(
                 "layout",
                 format!("{what}: the data is not aligned to its element size"),
