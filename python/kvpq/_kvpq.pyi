@@ -14,6 +14,7 @@ float64 is refused rather than silently copied: call ``.astype(numpy.float32)``.
 from __future__ import annotations
 
 import os
+import pathlib
 from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
@@ -80,7 +81,7 @@ class Folder:
     description, with its path as the devices' default path."""
 
     @property
-    def path(self) -> str:
+    def path(self) -> pathlib.Path:
         """The folder."""
     @property
     def accelerator(self) -> Accelerator:

@@ -17,13 +17,17 @@ pub(crate) const BUILT: &[&str] = &["cpu"];
 /// Backends kvpq has or is getting, not built into this module yet.
 const PLANNED: &[&str] = &["xrt", "board", "sim"];
 
-/// Opens one device of backend `name`.
+/// Opens one device of backend `name` on `path` (the caller's), else `folder` (the checked
+/// folder the description came from, which backends without a path ignore).
 pub(crate) fn open(
     name: &str,
     acc: &Accelerator,
     path: Option<&Path>,
+    folder: Option<&Path>,
     options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Box<dyn Device>> {
+    // Read by the hardware backends to come.
+    let _ = path.or(folder);
     match name {
         "cpu" => {
             refuse_options(name, options, &[])?;

@@ -161,20 +161,22 @@ fn describe(t: &DlTensor, what: &str) -> PyResult<Raw> {
         })
         .collect::<PyResult<_>>()?;
     let size = elem.size() as isize;
+    let overflow = || input_error("dlpack", format!("{what}: the strides overflow"));
     let strides: Vec<isize> = if t.strides.is_null() {
         // Row-major compact (allowed before DLPack 1.2).
         let mut s = vec![0isize; ndim];
         let mut acc = size;
         for i in (0..ndim).rev() {
             s[i] = acc;
-            acc *= shape[i] as isize;
+            acc = acc.saturating_mul(shape[i] as isize);
         }
         s
     } else {
         read(t.strides, "strides")?
             .into_iter()
-            .map(|s| s as isize * size)
-            .collect()
+            .map(|s| isize::try_from(s).ok().and_then(|s| s.checked_mul(size)))
+            .collect::<Option<_>>()
+            .ok_or_else(overflow)?
     };
     let ptr = t.data.cast::<u8>().wrapping_add(t.byte_offset as usize);
     Ok(Raw {

@@ -431,12 +431,12 @@ impl Index {
         training: Option<&Bound<'_, Training>>,
     ) -> PyResult<Self> {
         // A checked folder brings its description and is the devices' default path.
-        let (acc, path) = match config.cast::<Folder>() {
+        let (acc, folder) = match config.cast::<Folder>() {
             Ok(f) => (
                 f.get().accelerator.get().inner.clone(),
-                path.or_else(|| Some(f.get().path.clone())),
+                Some(f.get().path.clone()),
             ),
-            Err(_) => (Accelerator::from_any(config)?, path),
+            Err(_) => (Accelerator::from_any(config)?, None),
         };
         let names: Vec<String> = match device {
             None => vec!["cpu".into()],
@@ -469,7 +469,7 @@ impl Index {
         }
         let devices = names
             .iter()
-            .map(|n| devices::open(n, &acc, path.as_deref(), device_options))
+            .map(|n| devices::open(n, &acc, path.as_deref(), folder.as_deref(), device_options))
             .collect::<PyResult<Vec<_>>>()?;
         Ok(Self {
             inner: CoreIndex::new(acc, opts, devices).py_err()?,

@@ -252,11 +252,11 @@ impl<'py> Tensor<'py> {
 /// Reads a numpy array's memory description.
 fn from_numpy<'py>(arr: &Bound<'py, PyUntypedArray>, what: &'static str) -> PyResult<Tensor<'py>> {
     let descr = arr.dtype();
-    // ml_dtypes' bfloat16 (JAX's numpy dtype) is an opaque 2-byte type named `bfloat16`.
-    let elem = if descr.typeobj().name()? == "bfloat16" && descr.itemsize() == 2 {
-        Some(Elem::Bf16)
-    } else {
-        Elem::from_numpy(descr.kind(), descr.itemsize())
+    let elem = match Elem::from_numpy(descr.kind(), descr.itemsize()) {
+        Some(e) => Some(e),
+        // ml_dtypes' bfloat16 (JAX's numpy dtype) is an opaque 2-byte type named `bfloat16`.
+        None if descr.itemsize() == 2 && descr.typeobj().name()? == "bfloat16" => Some(Elem::Bf16),
+        None => None,
     };
     let Some(elem) = elem else {
         return Err(input_error(
@@ -312,11 +312,11 @@ impl Raw {
         }
         let (mut low, mut high) = (self.ptr as isize, self.ptr as isize);
         for (&n, &s) in self.shape.iter().zip(&self.strides) {
-            let span = s * (n as isize - 1);
+            let span = s.saturating_mul(n as isize - 1);
             if span < 0 {
-                low += span;
+                low = low.saturating_add(span);
             } else {
-                high += span;
+                high = high.saturating_add(span);
             }
         }
         Some((low as usize, high as usize + self.elem.size()))
@@ -339,7 +339,7 @@ impl Raw {
             if s < extent {
                 return true;
             }
-            extent += s * (n - 1);
+            extent = extent.saturating_add(s.saturating_mul(n - 1));
         }
         false
     }
@@ -380,7 +380,7 @@ impl Raw {
             }
             if s < 0 {
                 // ndarray takes non-negative strides: start at the lowest address, flip back.
-                ptr = ptr.wrapping_offset(s * (n as isize - 1));
+                ptr = ptr.wrapping_offset(s.wrapping_mul(n as isize - 1));
                 flip.push(axis);
             }
             strides.push(s.unsigned_abs() / size);

@@ -50,8 +50,10 @@ def test_open_folder_checks_the_model_and_the_files(tmp_path):
 
 def test_an_index_on_a_folder_uses_its_description():
     f = kvpq.open_folder(SNAPSHOT)
-    # The cpu device takes no path: a folder's path is only the default of hardware backends.
+    # The folder's path is the default of hardware backends; the cpu device takes none.
+    index = kvpq.Index(f, 1, 8)
+    assert index.accelerator == f.accelerator and index.devices == ["cpu"]
     with pytest.raises(kvpq.InputError, match="the cpu device takes no path"):
-        kvpq.Index(f, 1, 8)
+        kvpq.Index(f, 1, 8, path=SNAPSHOT)
     with pytest.raises(kvpq.DeviceUnavailableError, match="xrt"):
         kvpq.Index(f, 1, 8, device="xrt")

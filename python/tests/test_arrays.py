@@ -107,6 +107,18 @@ def test_bfloat16_from_numpy_uint16_bits_and_from_float32(acc, rng):
     np.testing.assert_array_equal(ka, expected_rows(bf16_bits(keys), ids))
 
 
+def test_ml_dtypes_bfloat16_numpy_arrays(acc, rng):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    keys = make_keys(rng, 300)
+    a, b = new_index(acc, dtype="bf16", layers=1), new_index(acc, dtype="bf16", layers=1)
+    a.prefill(0, keys.astype(ml_dtypes.bfloat16), keys.astype(ml_dtypes.bfloat16))
+    b.prefill(0, keys, keys)
+    ids = a.select(0, make_queries(rng))
+    out = np.zeros(ids.shape + (a.head_dim,), ml_dtypes.bfloat16)
+    a.gather(0, ids, out)
+    np.testing.assert_array_equal(out.view(np.uint16), b.gather(0, ids)[0])
+
+
 def test_float16_store_rounds_like_numpy(acc, rng):
     index = new_index(acc, dtype=np.float16, layers=1)
     keys = make_keys(rng, 300)
