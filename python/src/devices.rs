@@ -26,8 +26,6 @@ pub(crate) fn open(
     folder: Option<&Path>,
     options: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Box<dyn Device>> {
-    // Read by the hardware backends to come.
-    let _ = path.or(folder);
     match name {
         "cpu" => {
             refuse_options(name, options, &[])?;
@@ -39,14 +37,19 @@ pub(crate) fn open(
             }
             Ok(Box::new(CpuDevice::new(acc.clone())))
         }
-        // A new backend: an arm here that reads its options and calls its `open`.
+        // A new backend: an arm here that reads its options and opens `path.or(folder)`.
         _ if PLANNED.contains(&name) => Err(runtime_error(RuntimeError::Unavailable {
             backend: PLANNED
                 .iter()
                 .find(|&&p| p == name)
                 .copied()
                 .unwrap_or("device"),
-            reason: "not built into this kvpq module yet (available: cpu)".into(),
+            reason: format!(
+                "not built into this kvpq module yet (available: cpu){}",
+                path.or(folder)
+                    .map(|p| format!("; it would open {}", p.display()))
+                    .unwrap_or_default()
+            ),
         })),
         _ => Err(input_error(
             "device",
