@@ -1,8 +1,8 @@
 """kvpq: PQ (product-quantization) KV-cache retrieval for decoding loops.
 
 An :class:`Index` holds, for every layer and KV head of a model, the keys and values of the
-context (the host KV store) and the PQ codes that a device (``"cpu"`` today; ``"xrt"``,
-``"board"`` and ``"sim"`` next) scans to pick the tokens each decoding step attends::
+context (the host KV store) and the PQ codes that a device (``"cpu"``, ``"xrt"``, ``"board"``
+or ``"sim"``: see :func:`backends`) scans to pick the tokens each decoding step attends::
 
     import kvpq
     index = kvpq.Index("examples/pqcache-llama3.toml", layers=32, kv_heads=8, dtype="bf16")

@@ -28,8 +28,9 @@ PathLike = Union[str, "os.PathLike[str]"]
 __version__: str
 
 def backends() -> list[str]:
-    """The device backends built into this module (``["cpu"]``; ``xrt``, ``board`` and
-    ``sim`` are coming and raise :class:`kvpq.DeviceUnavailableError` until then)."""
+    """The device backends built into this module: ``cpu`` and ``xrt`` always, ``board`` and
+    ``sim`` when built with those cargo features (``maturin build --features board``);
+    naming a missing one raises :class:`kvpq.DeviceUnavailableError`."""
 
 class Accelerator:
     """A validated accelerator description (the TOML files of ``examples/``): PQ shape,
@@ -189,10 +190,16 @@ class Index:
         :param dtype: element type of the KV store: ``"f32"``, ``"f16"`` or ``"bf16"``
             (``numpy.float16``, ``torch.bfloat16`` and the like work too).
         :param device: the backend, or a list of backends to spread the model over (e.g.
-            ``["cpu", "cpu"]``); see :func:`backends`.
-        :param path: what a hardware backend opens (a generated folder, a serial port);
-            ``None`` for ``cpu``.
-        :param device_options: backend-specific options (``cpu`` takes none).
+            ``["cpu", "cpu"]``); see :func:`backends`. ``cpu`` runs on the host; ``xrt``
+            (an Alveo card), ``board`` (a ULX3S over its UART) and ``sim`` (the Verilator
+            model) open a generated folder, checked like :func:`open_folder` and required to
+            be generated from ``config``.
+        :param path: the generated folder of ``xrt``, ``board`` and ``sim`` (default: the
+            path of ``config`` when it is a :class:`Folder`); ``cpu`` takes none.
+        :param device_options: backend options: ``xrt``: ``library`` (libxrt_coreutil
+            path), ``device_index`` (card), ``xclbin``, ``kernel`` (``"rtl"`` or
+            ``"hls"``); ``board``: ``port`` (e.g. ``"/dev/ttyUSB0"``, required); ``cpu``
+            and ``sim``: none.
         :param capacity: tokens per layer the store holds (allocated per layer at its
             prefill); default ``sink_tokens + engine.max_tokens``.
         :param sharding: with several devices, ``"layers"`` (layer ``l`` on device

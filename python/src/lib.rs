@@ -17,10 +17,10 @@ mod tensor;
 
 use pyo3::prelude::*;
 
-/// The backends built into this module, e.g. `["cpu"]`.
+/// The device backends built into this module, e.g. `["cpu", "xrt"]`.
 #[pyfunction]
 fn backends() -> Vec<&'static str> {
-    devices::BUILT.to_vec()
+    devices::built()
 }
 
 /// The extension module.

@@ -55,5 +55,9 @@ def test_an_index_on_a_folder_uses_its_description():
     assert index.accelerator == f.accelerator and index.devices == ["cpu"]
     with pytest.raises(kvpq.InputError, match="the cpu device takes no path"):
         kvpq.Index(f, 1, 8, path=SNAPSHOT)
-    with pytest.raises(kvpq.DeviceUnavailableError, match="xrt"):
-        kvpq.Index(f, 1, 8, device="xrt")
+    # This machine has no XRT: the folder is checked, then loading XRT fails.
+    with pytest.raises(kvpq.DeviceUnavailableError, match="xrt device unavailable"):
+        kvpq.Index(f, 1, 8, device="xrt", device_options={"library": "/nonexistent/libxrt.so"})
+    with pytest.raises(kvpq.InputError, match="generated from the description"):
+        kvpq.Index(kvpq.Accelerator(f.accelerator.to_toml().replace('"pqcache-llama3"', '"other"', 1)),
+                   1, 8, device="xrt", path=SNAPSHOT)

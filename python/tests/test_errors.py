@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import kvpq
-from conftest import HEADS, LAYERS, SMALL_TOML, make_keys, make_queries, new_index
+from conftest import HEADS, LAYERS, REPO, SMALL_TOML, make_keys, make_queries, new_index
 
 
 def raises(kind: str, match: str, exc=kvpq.InputError):
@@ -142,10 +142,20 @@ def test_budget_and_capacity(acc, rng, prefilled):
 
 
 def test_devices_and_options(acc):
-    with raises("unavailable", "xrt device unavailable: not built into this kvpq module yet", kvpq.DeviceUnavailableError):
-        kvpq.Index(acc, 1, 1, device="xrt", path="out/x")
-    with pytest.raises(RuntimeError):
-        kvpq.Index(acc, 1, 1, device=["cpu", "board"])
+    assert kvpq.backends()[:2] == ["cpu", "xrt"]
+    with raises("device", "the xrt device opens a generated folder: pass path="):
+        kvpq.Index(acc, 1, 1, device="xrt")
+    with raises("mismatch", "pq.head_dim is 128 in the folder's manifest, but 32 was asked for"):
+        kvpq.Index(acc, 1, 1, device="xrt", path=REPO / "tests" / "snapshots" / "pqcache-llama3")
+    with raises("manifest", "cannot read"):
+        kvpq.Index(acc, 1, 1, device="xrt", path="/nonexistent/folder")
+    with raises("device", r"device option \"port\" is not one the xrt device reads \(kernel, library, device_index, xclbin\)"):
+        kvpq.Index(acc, 1, 1, device="xrt", device_options={"port": "/dev/ttyUSB0"})
+    with raises("device", r"xrt kernel \"vhdl\": expected \"rtl\" or \"hls\""):
+        kvpq.Index(acc, 1, 1, device="xrt", device_options={"kernel": "vhdl"})
+    if "board" not in kvpq.backends():
+        with raises("unavailable", "board device unavailable: not built into this kvpq module", kvpq.DeviceUnavailableError):
+            kvpq.Index(acc, 1, 1, device=["cpu", "board"])
     with raises("device", r"unknown device \"gpu\": expected one of cpu, xrt, board, sim"):
         kvpq.Index(acc, 1, 1, device="gpu")
     with raises("device", "the cpu device takes no path"):
