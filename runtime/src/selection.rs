@@ -1,5 +1,7 @@
 //! What `select` returns: for every KV head of a layer, the token ids to attend, ascending.
 
+use crate::RuntimeError;
+
 /// The tokens one layer attends at one decoding step: for every KV head the sinks, the top-k
 /// of the middle by PQ score and the local window, as token ids in ascending order. Every
 /// head has the same count (the policy depends on the context length only), so the ids form
@@ -29,6 +31,27 @@ pub struct Split {
 }
 
 impl Selection {
+    /// A selection of `ids` (`[kv_heads][len_per_head]` row-major) of `layer`, to gather rows
+    /// a caller chose or kept from an earlier `select` (bindings receive ids, not
+    /// `Selection`s). Any order; [`KvStore::gather`](crate::KvStore::gather) checks them
+    /// against the layer's context. The split is unknown: all zero.
+    pub fn from_ids(layer: usize, kv_heads: usize, ids: Vec<u32>) -> Result<Self, RuntimeError> {
+        if kv_heads == 0 || !ids.len().is_multiple_of(kv_heads) {
+            return Err(RuntimeError::Shape {
+                what: "selection ids".into(),
+                found: format!("{} ids for {kv_heads} KV heads", ids.len()),
+                expected: "a positive number of KV heads dividing the ids".into(),
+            });
+        }
+        Ok(Self {
+            layer,
+            kv_heads,
+            per_head: ids.len() / kv_heads,
+            ids,
+            split: Split::default(),
+        })
+    }
+
     /// The layer it belongs to.
     pub fn layer(&self) -> usize {
         self.layer
@@ -57,5 +80,20 @@ impl Selection {
     /// The policy's split of the context.
     pub fn split(&self) -> Split {
         self.split
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_ids_shapes_rows_and_refuses_ragged_ids() {
+        let s = Selection::from_ids(3, 2, vec![0, 5, 1, 4]).expect("2 x 2");
+        assert_eq!((s.layer(), s.kv_heads(), s.len_per_head()), (3, 2, 2));
+        assert_eq!(s.head(1), &[1, 4]);
+        assert_eq!(s.split(), Split::default());
+        assert!(Selection::from_ids(0, 2, vec![0, 1, 2]).is_err());
+        assert!(Selection::from_ids(0, 0, vec![]).is_err());
     }
 }
