@@ -7,6 +7,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kvpq_core::spec::{Accelerator, AcceleratorConfig};
 use kvpq_core::workload::synthetic::{SyntheticKv, SyntheticSpec};
+use kvpq_runtime::backends::cpu::CpuDevice;
 use kvpq_runtime::{DType, Index, IndexOptions, TrainingOptions};
 use ndarray::{Array2, Array3, Axis};
 
@@ -34,30 +35,23 @@ fn workload(n: usize) -> (Array3<f32>, Array2<f32>) {
     (keys, queries)
 }
 
-fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("a thread pool")
-}
-
 fn select(c: &mut Criterion) {
     let mut group = c.benchmark_group("select");
     group.sample_size(20);
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     for n in [32768usize, 131072] {
         let (keys, queries) = workload(n);
-        let opts = IndexOptions::new(1, HEADS).with_dtype(DType::F16);
-        let index = Index::cpu(pqcache(), opts).expect("index");
-        index.prefill(0, keys.view(), keys.view()).expect("prefill");
-        index.wait_trained(0).expect("trained");
-        drop(keys);
         group.throughput(Throughput::Elements((n * HEADS) as u64));
         for threads in [1, all] {
-            let pool = pool(threads);
+            // The CPU device on its own pool of `threads` threads.
+            let device = CpuDevice::with_threads(pqcache(), threads).expect("threads");
+            let opts = IndexOptions::new(1, HEADS).with_dtype(DType::F16);
+            let index = Index::new(pqcache(), opts, vec![Box::new(device)]).expect("index");
+            index.prefill(0, keys.view(), keys.view()).expect("prefill");
+            index.wait_trained(0).expect("trained");
             let id = BenchmarkId::new(format!("{threads}_threads"), n);
             group.bench_with_input(id, &n, |b, _| {
-                b.iter(|| pool.install(|| index.select(0, queries.view()).expect("select")))
+                b.iter(|| index.select(0, queries.view()).expect("select"))
             });
         }
     }

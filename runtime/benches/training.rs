@@ -3,7 +3,8 @@
 //! selections against the exact float top-k, for the index's default training and for
 //! full-data training (every key, 25 iterations, tolerance 1e-4); then the recall after 4K
 //! generated tokens whose keys drift to new topics, with and without background
-//! re-training. Prints a table:
+//! re-training (half of a re-training's points from the tokens appended since the last).
+//! The default training also runs on all cores. Prints a table:
 //! `cargo bench -p kvpq-runtime --bench training` (`KVPQ_BENCH_TOKENS`, default 131072).
 
 use std::time::Instant;
@@ -96,18 +97,37 @@ fn main() {
         seed: 0,
         threads: 1,
     };
-    println!("## Prefill training, one layer ({HEADS} KV heads x {n} tokens, D = {D}, M = 2, b = 6), one core\n");
-    println!("| training | points per head | prefill core-seconds | recall@k (k = 5 %) |");
-    println!("|---|---|---|---|");
-    for (name, t) in [("subsampled (default)", subsampled), ("full data", full)] {
+    println!(
+        "## Prefill training, one layer ({HEADS} KV heads x {n} tokens, D = {D}, M = 2, b = 6)\n"
+    );
+    let all_cores = TrainingOptions {
+        threads: 0,
+        ..subsampled
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("| training | threads | points per head | prefill call s (store) | training + encoding s | recall@k (k = 5 %) |");
+    println!("|---|---|---|---|---|---|");
+    let fewer = |points_per_centroid| TrainingOptions {
+        points_per_centroid,
+        ..subsampled
+    };
+    for (name, t) in [
+        ("subsampled (default)", subsampled),
+        ("subsampled (default)", all_cores),
+        ("128 points per centroid", fewer(128)),
+        ("256 points per centroid", fewer(256)),
+        ("full data", full),
+    ] {
         let index = index(t, None, capacity);
         let start = Instant::now();
         index.prefill(0, keys.view(), keys.view()).expect("prefill");
+        let stored = start.elapsed().as_secs_f64();
         index.wait_trained(0).expect("trained");
-        let secs = start.elapsed().as_secs_f64();
+        let trained = start.elapsed().as_secs_f64() - stored;
         let points = n.min(t.points_per_centroid.saturating_mul(64));
         let r = mean_recall(&index, &keys, &steps);
-        println!("| {name} | {points} | {secs:.2} | {r:.4} |");
+        let threads = if t.threads == 0 { cores } else { t.threads };
+        println!("| {name} | {threads} | {points} | {stored:.3} | {trained:.3} | {r:.4} |");
     }
 
     // Generation drifts: 4K new tokens from other topics, queried by queries about them.

@@ -5,6 +5,9 @@
 
 use std::sync::RwLock;
 
+use std::borrow::Cow;
+
+use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use ndarray::{s, ArrayView3};
 
@@ -39,6 +42,11 @@ pub trait Element: Copy + Send + Sync + 'static {
     fn to_f32(self) -> f32;
     /// Rounds an f32 to this type (round to nearest even).
     fn from_f32(x: f32) -> Self;
+    /// Neither NaN nor infinite (a bit test, no conversion).
+    fn is_finite(self) -> bool;
+    /// `xs` widened to f32 (borrowed when they are f32), with the slice conversions that
+    /// use the CPU's conversion instructions.
+    fn widen(xs: &[Self]) -> Cow<'_, [f32]>;
     /// The storage's elements if it holds this type.
     fn view(s: &Storage) -> Option<&[Self]>;
     /// The storage's elements if it holds this type, mutable.
@@ -57,7 +65,7 @@ pub enum Storage {
 }
 
 macro_rules! element {
-    ($t:ty, $tag:ident, $to:expr, $from:expr) => {
+    ($t:ty, $tag:ident, $to:expr, $from:expr, $widen:expr) => {
         impl Element for $t {
             const DTYPE: DType = DType::$tag;
             fn to_f32(self) -> f32 {
@@ -65,6 +73,12 @@ macro_rules! element {
             }
             fn from_f32(x: f32) -> Self {
                 $from(x)
+            }
+            fn is_finite(self) -> bool {
+                <$t>::is_finite(self)
+            }
+            fn widen(xs: &[Self]) -> Cow<'_, [f32]> {
+                $widen(xs)
             }
             fn view(s: &Storage) -> Option<&[Self]> {
                 match s {
@@ -81,9 +95,13 @@ macro_rules! element {
         }
     };
 }
-element!(f32, F32, |x| x, |x| x);
-element!(f16, F16, f16::to_f32, f16::from_f32);
-element!(bf16, Bf16, bf16::to_f32, bf16::from_f32);
+element!(f32, F32, |x| x, |x| x, Cow::Borrowed);
+element!(f16, F16, f16::to_f32, f16::from_f32, widen_half);
+element!(bf16, Bf16, bf16::to_f32, bf16::from_f32, widen_half);
+
+fn widen_half<H: HalfFloatSliceExt + ?Sized>(xs: &H) -> Cow<'_, [f32]> {
+    Cow::Owned(xs.to_f32_vec())
+}
 
 impl Storage {
     fn zeros(dtype: DType, len: usize) -> Self {
@@ -94,27 +112,28 @@ impl Storage {
         }
     }
 
-    /// Element `i` widened to f32.
-    fn get(&self, i: usize) -> f32 {
+    /// Elements `range` widened to f32.
+    fn read_f32(&self, range: std::ops::Range<usize>) -> Vec<f32> {
         match self {
-            Storage::F32(v) => v[i],
-            Storage::F16(v) => v[i].to_f32(),
-            Storage::Bf16(v) => v[i].to_f32(),
+            Storage::F32(v) => v[range].to_vec(),
+            Storage::F16(v) => v[range].to_f32_vec(),
+            Storage::Bf16(v) => v[range].to_f32_vec(),
         }
     }
 
-    /// Writes `xs` at `at`, converted to the storage's type.
-    fn put<T: Element>(&mut self, at: usize, xs: impl ExactSizeIterator<Item = T>) {
-        match T::view_mut(self) {
-            Some(dst) => dst[at..at + xs.len()]
-                .iter_mut()
-                .zip(xs)
-                .for_each(|(d, x)| *d = x),
-            None => match self {
-                Storage::F32(v) => put_converted(&mut v[at..], xs),
-                Storage::F16(v) => put_converted(&mut v[at..], xs),
-                Storage::Bf16(v) => put_converted(&mut v[at..], xs),
-            },
+    /// Writes `xs` at `at`, converted to the storage's type (through f32, which holds
+    /// every f16 and bf16 exactly).
+    fn put<T: Element>(&mut self, at: usize, xs: &[T]) {
+        let end = at + xs.len();
+        if let Some(dst) = T::view_mut(self) {
+            dst[at..end].copy_from_slice(xs);
+            return;
+        }
+        let wide = T::widen(xs);
+        match self {
+            Storage::F32(v) => v[at..end].copy_from_slice(&wide),
+            Storage::F16(v) => v[at..end].convert_from_f32_slice(&wide),
+            Storage::Bf16(v) => v[at..end].convert_from_f32_slice(&wide),
         }
     }
 
@@ -124,12 +143,6 @@ impl Storage {
             Storage::F16(v) => (v.as_ptr().cast(), std::mem::size_of_val(v.as_slice())),
             Storage::Bf16(v) => (v.as_ptr().cast(), std::mem::size_of_val(v.as_slice())),
         }
-    }
-}
-
-fn put_converted<D: Element, T: Element>(dst: &mut [D], xs: impl Iterator<Item = T>) {
-    for (d, x) in dst.iter_mut().zip(xs) {
-        *d = D::from_f32(x.to_f32());
     }
 }
 
@@ -234,11 +247,14 @@ impl KvStore {
         });
         let d = self.head_dim;
         for h in 0..self.kv_heads {
-            for t in 0..n {
-                let at = (h * self.capacity + from + t) * d;
-                kv.keys.put(at, keys.slice(s![h, t, ..]).iter().copied());
-                kv.values
-                    .put(at, values.slice(s![h, t, ..]).iter().copied());
+            let at = (h * self.capacity + from) * d;
+            // A head's rows are one slice when the input is contiguous; else copy it once.
+            for (dst, src) in [(&mut kv.keys, keys), (&mut kv.values, values)] {
+                let rows = src.slice(s![h, .., ..]);
+                match rows.as_slice() {
+                    Some(xs) => dst.put(at, xs),
+                    None => dst.put(at, &rows.iter().copied().collect::<Vec<T>>()),
+                }
             }
         }
         kv.tokens = from + n;
@@ -269,9 +285,9 @@ impl KvStore {
         let kv = g.as_ref().ok_or(RuntimeError::NotPrefilled { layer })?;
         let d = self.head_dim;
         let base = head * self.capacity * d;
-        Ok((range.start * d..range.end * d)
-            .map(|i| kv.keys.get(base + i))
-            .collect())
+        Ok(kv
+            .keys
+            .read_f32(base + range.start * d..base + range.end * d))
     }
 
     /// Copies the selected rows of `layer` into `keys` and `values`, each

@@ -29,6 +29,8 @@ use kvpq_core::golden::topk::{top_k, Hit};
 use kvpq_core::golden::{QuantCodebook, QueryResult};
 use kvpq_core::spec::{Accelerator, CodeLayout};
 
+use std::sync::Arc;
+
 use crate::checks::Slots;
 use crate::{Device, HeadQuery, RuntimeError};
 
@@ -44,15 +46,36 @@ const JOINT: usize = 1 << JOINT_TABLE_BITS;
 pub struct CpuDevice {
     acc: Accelerator,
     slots: Slots,
+    /// Its own threads, or `None` for the rayon pool of the calling thread.
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl CpuDevice {
-    /// A device for `acc` with no codebooks loaded.
+    /// A device for `acc` with no codebooks loaded; the heads of a call run on the rayon
+    /// pool of the calling thread (the global pool unless the caller installed another).
     pub fn new(acc: Accelerator) -> Self {
         Self {
             acc,
             slots: Slots::default(),
+            pool: None,
         }
+    }
+
+    /// A device that runs the heads of a call on `threads` threads of its own, so that an
+    /// inference process bounds the cores retrieval takes.
+    pub fn with_threads(acc: Accelerator, threads: usize) -> Result<Self, RuntimeError> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("kvpq-cpu-{i}"))
+            .build()
+            .map_err(|e| RuntimeError::Unavailable {
+                backend: "cpu",
+                reason: format!("cannot start {threads} threads: {e}"),
+            })?;
+        Ok(Self {
+            pool: Some(Arc::new(pool)),
+            ..Self::new(acc)
+        })
     }
 
     /// The description it serves.
@@ -75,17 +98,23 @@ impl Device for CpuDevice {
         let layout = self.acc.derived().layout;
         let widths = self.acc.derived().widths;
         let digits = Digits::new(widths.score_bits);
-        Ok(queries
-            .par_iter()
-            .zip(checked)
-            .map(|(q, codebook)| {
-                let (table, shift) = lut(q.query, codebook, widths.lut_bits, widths.acc_bits);
-                QueryResult {
-                    hits: search_one(&table, &layout, q.beats, q.n_tokens, q.k, &digits),
-                    shift,
-                }
-            })
-            .collect())
+        let work = || {
+            queries
+                .par_iter()
+                .zip(checked)
+                .map(|(q, codebook)| {
+                    let (table, shift) = lut(q.query, codebook, widths.lut_bits, widths.acc_bits);
+                    QueryResult {
+                        hits: search_one(&table, &layout, q.beats, q.n_tokens, q.k, &digits),
+                        shift,
+                    }
+                })
+                .collect()
+        };
+        Ok(match &self.pool {
+            Some(pool) => pool.install(work),
+            None => work(),
+        })
     }
 }
 

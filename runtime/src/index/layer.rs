@@ -14,6 +14,7 @@ use ndarray::ArrayView2;
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use super::options::TrainingOptions;
 use crate::store::KvStore;
@@ -50,8 +51,8 @@ pub(crate) struct LayerState {
     pub failed: Option<String>,
     /// Tokens appended since the codebooks' training snapshot.
     pub appended_since: usize,
-    /// Context length the last training started from.
-    pub trained_upto: usize,
+    /// Tokens of the prompt: those after it were generated.
+    pub prompt: usize,
 }
 
 /// A layer: its state and the signal that its training finished.
@@ -88,9 +89,9 @@ pub(crate) fn poisoned(layer: usize) -> RuntimeError {
 }
 
 /// Training points: `n` token rows of `0..tokens`, ascending (so the chunked k-means sums do
-/// not depend on the draw order). Tokens from `recent` on (appended since the last training)
-/// give half the points when there are that many, so a re-training follows keys that
-/// drifted during generation; a first training draws uniformly.
+/// not depend on the draw order). Tokens from `recent` on (generated after the prompt) give
+/// half the points when there are that many, so a re-training follows keys that drifted
+/// during generation; a prefill's training (`recent` = 0) draws uniformly.
 fn training_rows(rng: &mut ChaCha8Rng, tokens: usize, recent: usize, n: usize) -> Vec<usize> {
     if recent == 0 || recent >= tokens {
         let mut rows = sample(rng, tokens, n.min(tokens)).into_vec();
@@ -111,7 +112,7 @@ fn training_rows(rng: &mut ChaCha8Rng, tokens: usize, recent: usize, n: usize) -
 
 /// Trains codebooks for every head on the first `tokens` keys of `layer` and encodes the
 /// stream tokens among them (the heavy part, run without the layer lock). Tokens from
-/// `recent` on were appended since the last training (`0` for a prefill).
+/// `recent` on were generated after the prompt (`0` for a prefill's training).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn train(
     acc: &Accelerator,
@@ -127,7 +128,9 @@ pub(crate) fn train(
     let (m, b, d) = (c.pq.m as usize, c.pq.code_bits, c.pq.head_dim as usize);
     let k = 1usize << b;
     let n_train = tokens.min(opts.points_per_centroid.max(1) * k);
+    // Heads in parallel on the training pool (k-means adds its own parallelism inside).
     let heads = (0..kv_heads)
+        .into_par_iter()
         .map(|h| {
             let keys = store.keys_f32(layer, h, 0..tokens)?;
             let keys = ArrayView2::from_shape((tokens, d), &keys).map_err(shape_bug)?;

@@ -201,11 +201,24 @@ impl Index {
                 ),
             });
         }
-        if let Some((position, v)) = x.iter().enumerate().find(|(_, v)| !v.to_f32().is_finite()) {
+        // Contiguous input is tested as one slice (the common case, and fast).
+        let bad = match x.as_slice() {
+            // A branch-free test per block (it vectorizes); the position only on failure.
+            Some(xs) => xs
+                .chunks(1024)
+                .position(|c| !c.iter().fold(true, |ok, v| ok & v.is_finite()))
+                .and_then(|block| {
+                    let at = block * 1024;
+                    xs[at..].iter().position(|v| !v.is_finite()).map(|i| at + i)
+                }),
+            None => x.iter().position(|v| !v.is_finite()),
+        };
+        if let Some(position) = bad {
+            let value = x.iter().nth(position).map_or(f32::NAN, |v| v.to_f32());
             return Err(RuntimeError::NonFinite {
                 what: what.into(),
                 position,
-                value: v.to_f32(),
+                value,
             });
         }
         Ok(())
@@ -239,17 +252,17 @@ impl Index {
         g.pq = None;
         g.failed = None;
         g.appended_since = 0;
-        g.trained_upto = 0;
-        self.spawn_training(layer, &mut g);
+        g.prompt = n;
+        self.spawn_training(layer, &mut g, 0);
         Ok(())
     }
 
-    /// Queues a training of `layer` on its first `g.tokens` tokens.
-    fn spawn_training(&self, layer: usize, g: &mut LayerState) {
+    /// Queues a training of `layer` on its first `g.tokens` tokens
+    /// (`recent`: the first token that training favours, 0 for none).
+    fn spawn_training(&self, layer: usize, g: &mut LayerState, recent: usize) {
         g.training = true;
         g.appended_since = 0;
-        let (generation, tokens, recent) = (g.generation, g.tokens, g.trained_upto);
-        g.trained_upto = tokens;
+        let (generation, tokens) = (g.generation, g.tokens);
         let stamp = self.stamps.fetch_add(1, Ordering::Relaxed);
         let (acc, store, slot) = (
             self.acc.clone(),
@@ -393,7 +406,8 @@ impl Index {
         }
         if let Some(every) = self.opts.retrain_every {
             if g.appended_since >= every && !g.training {
-                self.spawn_training(layer, &mut g);
+                let prompt = g.prompt;
+                self.spawn_training(layer, &mut g, prompt);
             }
         }
         Ok(())
@@ -444,26 +458,33 @@ impl Index {
                     .map(|d| (d, (d..heads).step_by(self.devices.len()).collect()))
                     .collect(),
             };
-            let results = std::thread::scope(|scope| {
-                let calls: Vec<_> = groups
-                    .iter()
-                    .map(|(d, hs)| {
-                        let (qs, trained) = (&qs, trained);
-                        scope.spawn(move || self.call(*d, layer, hs, qs, trained, &split))
-                    })
-                    .collect();
-                calls
-                    .into_iter()
-                    .map(|c| {
-                        c.join().unwrap_or_else(|_| {
-                            Err(RuntimeError::Fault {
-                                backend: "index",
-                                detail: "a device call panicked".into(),
+            let results = if let [(d, hs)] = &groups[..] {
+                // One device: call it on this thread (its rayon work runs on the caller's pool).
+                vec![self.call(*d, layer, hs, &qs, trained, &split)?]
+            } else {
+                // Several devices at once, each on its own OS thread: not rayon jobs, which
+                // could be stolen by a thread holding another device's lock.
+                std::thread::scope(|scope| {
+                    let calls: Vec<_> = groups
+                        .iter()
+                        .map(|(d, hs)| {
+                            let (qs, trained) = (&qs, trained);
+                            scope.spawn(move || self.call(*d, layer, hs, qs, trained, &split))
+                        })
+                        .collect();
+                    calls
+                        .into_iter()
+                        .map(|c| {
+                            c.join().unwrap_or_else(|_| {
+                                Err(RuntimeError::Fault {
+                                    backend: "index",
+                                    detail: "a device call panicked".into(),
+                                })
                             })
                         })
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })?;
+                        .collect::<Result<Vec<_>, _>>()
+                })?
+            };
             for ((_, hs), res) in groups.iter().zip(results) {
                 for (&h, ids) in hs.iter().zip(res) {
                     hits[h] = ids;
