@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use ndarray::{s, ArrayView3};
+use rayon::prelude::*;
 
 use crate::{RuntimeError, Selection};
 
@@ -121,19 +122,24 @@ impl Storage {
         }
     }
 
-    /// Writes `xs` at `at`, converted to the storage's type (through f32, which holds
-    /// every f16 and bf16 exactly).
-    fn put<T: Element>(&mut self, at: usize, xs: &[T]) {
-        let end = at + xs.len();
+    /// Writes head `h`'s rows `heads[h]` at `h * stride + at`, converted to the storage's
+    /// type (through f32, which holds every f16 and bf16 exactly); heads in parallel, as
+    /// their regions are disjoint.
+    fn put_heads<T: Element>(&mut self, stride: usize, at: usize, heads: &[Cow<'_, [T]>]) {
         if let Some(dst) = T::view_mut(self) {
-            dst[at..end].copy_from_slice(xs);
+            dst.par_chunks_mut(stride)
+                .zip(heads.par_iter())
+                .for_each(|(d, xs)| d[at..at + xs.len()].copy_from_slice(xs));
             return;
         }
-        let wide = T::widen(xs);
         match self {
-            Storage::F32(v) => v[at..end].copy_from_slice(&wide),
-            Storage::F16(v) => v[at..end].convert_from_f32_slice(&wide),
-            Storage::Bf16(v) => v[at..end].convert_from_f32_slice(&wide),
+            Storage::F32(v) => narrow_heads(v, stride, at, heads, |d, w| d.copy_from_slice(w)),
+            Storage::F16(v) => {
+                narrow_heads(v, stride, at, heads, |d, w| d.convert_from_f32_slice(w))
+            }
+            Storage::Bf16(v) => {
+                narrow_heads(v, stride, at, heads, |d, w| d.convert_from_f32_slice(w))
+            }
         }
     }
 
@@ -144,6 +150,19 @@ impl Storage {
             Storage::Bf16(v) => (v.as_ptr().cast(), std::mem::size_of_val(v.as_slice())),
         }
     }
+}
+
+/// [`Storage::put_heads`] into a storage of another type than the input's.
+fn narrow_heads<D: Send, T: Element>(
+    v: &mut [D],
+    stride: usize,
+    at: usize,
+    heads: &[Cow<'_, [T]>],
+    narrow: impl Fn(&mut [D], &[f32]) + Sync,
+) {
+    v.par_chunks_mut(stride)
+        .zip(heads.par_iter())
+        .for_each(|(d, xs)| narrow(&mut d[at..at + xs.len()], &T::widen(xs)));
 }
 
 /// One layer's keys and values.
@@ -246,16 +265,18 @@ impl KvStore {
             tokens: 0,
         });
         let d = self.head_dim;
-        for h in 0..self.kv_heads {
-            let at = (h * self.capacity + from) * d;
-            // A head's rows are one slice when the input is contiguous; else copy it once.
-            for (dst, src) in [(&mut kv.keys, keys), (&mut kv.values, values)] {
-                let rows = src.slice(s![h, .., ..]);
-                match rows.as_slice() {
-                    Some(xs) => dst.put(at, xs),
-                    None => dst.put(at, &rows.iter().copied().collect::<Vec<T>>()),
-                }
-            }
+        for (dst, src) in [(&mut kv.keys, keys), (&mut kv.values, values)] {
+            // A head's rows are one slice when the input is contiguous; else copied once.
+            let heads: Vec<Cow<'_, [T]>> = (0..self.kv_heads)
+                .map(|h| {
+                    let rows = src.slice_move(s![h, .., ..]);
+                    match rows.to_slice() {
+                        Some(xs) => Cow::Borrowed(xs),
+                        None => Cow::Owned(rows.iter().copied().collect()),
+                    }
+                })
+                .collect();
+            dst.put_heads(self.capacity * d, from * d, &heads);
         }
         kv.tokens = from + n;
         Ok(())

@@ -200,8 +200,13 @@ fn gather_copies_the_selected_rows() {
         .with_dtype(DType::Bf16);
     let index = Index::cpu(accelerator(), opts).expect("index");
     let k = keys(0, 500, 3);
-    let v = k.mapv(|x| x * 0.5 + 1.0);
-    index.prefill(0, k.view(), v.view()).expect("prefill");
+    // Values as a strided view (every other column of a wider array): the store copies
+    // non-contiguous input too.
+    let wide = ndarray::concatenate(Axis(2), &[k.view(), k.view()]).expect("same shape");
+    let v = wide.mapv(|x| x * 0.5 + 1.0);
+    let v = v.slice(s![.., .., ..;2]);
+    assert!(v.as_slice().is_none());
+    index.prefill(0, k.view(), v).expect("prefill");
     let sel = index.select(0, queries(0).view()).expect("select");
     let per = sel.len_per_head();
     assert_eq!(per, 8 + 50 + 50, "sinks + top-k + window at 500 tokens");

@@ -13,6 +13,7 @@ use kvpq_core::golden::fixed::quantize;
 use kvpq_core::golden::{PqCodebook, QuantCodebook};
 use kvpq_core::spec::Accelerator;
 use ndarray::{ArrayView2, ArrayView3};
+use rayon::prelude::*;
 
 use crate::backends::cpu::CpuDevice;
 use crate::selection::{Selection, Split};
@@ -203,10 +204,11 @@ impl Index {
         }
         // Contiguous input is tested as one slice (the common case, and fast).
         let bad = match x.as_slice() {
-            // A branch-free test per block (it vectorizes); the position only on failure.
+            // A branch-free test per block (it vectorizes), blocks in parallel; the position
+            // only on failure.
             Some(xs) => xs
-                .chunks(1024)
-                .position(|c| !c.iter().fold(true, |ok, v| ok & v.is_finite()))
+                .par_chunks(1024)
+                .position_first(|c| !c.iter().fold(true, |ok, v| ok & v.is_finite()))
                 .and_then(|block| {
                     let at = block * 1024;
                     xs[at..].iter().position(|v| !v.is_finite()).map(|i| at + i)
