@@ -18,7 +18,7 @@ use kvpq_tests::{compare, env_or};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use sim::{build_model, default_cache, EngineSim, Job, Stalls};
+use sim::{build_model, default_cache, EngineSim, Stalls};
 
 /// The queries of one case: (n_tokens, k) pairs covering the edge cases.
 fn shapes(acc: &Accelerator, rng: &mut ChaCha8Rng) -> Vec<(usize, usize)> {
@@ -65,16 +65,7 @@ fn run_config(acc: &Accelerator, seed: u64, trace: Option<PathBuf>) -> Result<us
         let golden = GoldenEngine::new(acc, wl.codebook.clone()).map_err(|e| e.to_string())?;
         sim.load_codebook(&wl.codebook)
             .map_err(|e| format!("{name}: {e}"))?;
-        let jobs: Vec<Job> = shapes
-            .iter()
-            .zip(&wl.queries)
-            .map(|(&(n, k), q)| Job {
-                query: q,
-                beats: &wl.beats,
-                n_tokens: n,
-                k,
-            })
-            .collect();
+        let jobs = wl.jobs(&shapes);
         let outcomes = sim
             .run(&jobs)
             .map_err(|e| format!("{name} ({values:?}): {e}"))?;

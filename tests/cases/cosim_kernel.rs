@@ -78,7 +78,9 @@ fn run_config(acc: &Accelerator, seed: u64, max_n: u32) -> Result<usize, String>
     Ok(checked)
 }
 
-fn alveo(acc: &Accelerator, i: usize) -> Accelerator {
+/// The `i`-th random description on an Alveo card (U280 and U55C alternate), as the sweep
+/// retargets it (its kernel model is cached under that name).
+pub(crate) fn alveo(acc: &Accelerator, i: usize) -> Accelerator {
     let platform = if i.is_multiple_of(2) {
         Platform::U280
     } else {

@@ -7,16 +7,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hwgen::emit::hls;
-use kvpq_core::golden::{GoldenEngine, Hit, QueryResult};
+use kvpq_core::golden::{GoldenEngine, Hit, QuantCodebook, QueryResult};
 use kvpq_core::spec::Accelerator;
 use kvpq_tests::random::small_accelerators;
 use kvpq_tests::workload::{draw, Values};
 use kvpq_tests::{compare, env_or};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
+use sim::Job;
 
 /// Compiles the C simulation of `acc` (cached by the hash of its sources); returns the binary.
-fn build(acc: &Accelerator) -> Result<PathBuf, String> {
+pub(crate) fn build(acc: &Accelerator) -> Result<PathBuf, String> {
     let files = hls::render(acc).map_err(|e| e.to_string())?;
     let mut h = Sha256::new();
     for f in &files {
@@ -66,6 +67,68 @@ fn build(acc: &Accelerator) -> Result<PathBuf, String> {
     Ok(bin)
 }
 
+/// Runs `jobs` through the C simulation `bin` (the first call loads `codebook`); returns each
+/// job's result and reported count. `tag` names the job file beside the binary.
+pub(crate) fn run_jobs(
+    bin: &Path,
+    codebook: &QuantCodebook,
+    jobs: &[Job],
+    tag: &str,
+) -> Result<Vec<(QueryResult, usize)>, String> {
+    let mut text = String::new();
+    for v in codebook.values.iter() {
+        write!(text, "{v} ").unwrap();
+    }
+    text.push('\n');
+    for job in jobs {
+        write!(text, "{} {} ", job.n_tokens, job.k).unwrap();
+        for v in job.query {
+            write!(text, "{v} ").unwrap();
+        }
+        write!(text, "{} ", job.beats.len()).unwrap();
+        for w in job.beats {
+            write!(text, "{w:x} ").unwrap();
+        }
+        text.push('\n');
+    }
+    let path = bin.with_file_name(format!("job-{tag}.txt"));
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    let out = Command::new(bin)
+        .arg(&path)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("csim exited with {}", out.status));
+    }
+    let parse = |line: &str| -> Option<(QueryResult, usize)> {
+        let mut parts = line.split_whitespace();
+        let count = parts.next()?.parse().ok()?;
+        let shift = parts.next()?.parse().ok()?;
+        let hits = parts
+            .map(|p| {
+                let (i, s) = p.split_once(':')?;
+                Some(Hit {
+                    index: i.parse().ok()?,
+                    score: s.parse().ok()?,
+                })
+            })
+            .collect::<Option<Vec<Hit>>>()?;
+        Some((QueryResult { hits, shift }, count))
+    };
+    let results = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| parse(l).ok_or_else(|| format!("bad csim line: {l}")))
+        .collect::<Result<Vec<_>, String>>()?;
+    if results.len() != jobs.len() {
+        return Err(format!(
+            "csim printed {} lines for {} jobs",
+            results.len(),
+            jobs.len()
+        ));
+    }
+    Ok(results)
+}
+
 fn run_config(acc: &Accelerator, seed: u64) -> Result<usize, String> {
     let name = &acc.config().name;
     let bin = build(acc).map_err(|e| format!("{name}: {e}"))?;
@@ -84,63 +147,21 @@ fn run_config(acc: &Accelerator, seed: u64) -> Result<usize, String> {
     for (round, values) in [Values::Uniform, Values::Ties].into_iter().enumerate() {
         let wl = draw(acc, max_n, shapes.len(), values, seed * 2 + round as u64);
         let golden = GoldenEngine::new(acc, wl.codebook.clone()).map_err(|e| e.to_string())?;
-        let mut job = String::new();
-        for v in wl.codebook.values.iter() {
-            write!(job, "{v} ").unwrap();
-        }
-        job.push('\n');
-        for (&(n, k), q) in shapes.iter().zip(&wl.queries) {
-            write!(job, "{n} {k} ").unwrap();
-            for v in q {
-                write!(job, "{v} ").unwrap();
-            }
-            write!(job, "{} ", wl.beats.len()).unwrap();
-            for w in &wl.beats {
-                write!(job, "{w:x} ").unwrap();
-            }
-            job.push('\n');
-        }
-        let path = bin.with_file_name(format!("job-{seed}-{round}.txt"));
-        std::fs::write(&path, job).map_err(|e| e.to_string())?;
-        let out = Command::new(&bin)
-            .arg(&path)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(format!("{name}: csim exited with {}", out.status));
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        for ((&(n, k), q), line) in shapes.iter().zip(&wl.queries).zip(text.lines()) {
-            let want = golden.run(q, &wl.beats, n, k).map_err(|e| e.to_string())?;
-            let mut parts = line.split_whitespace();
-            let count: usize = parts
-                .next()
-                .and_then(|s| s.parse().ok())
-                .ok_or("bad line")?;
-            let shift: u32 = parts
-                .next()
-                .and_then(|s| s.parse().ok())
-                .ok_or("bad line")?;
-            let hits: Vec<Hit> = parts
-                .map(|p| {
-                    let (i, s) = p.split_once(':').expect("index:score");
-                    Hit {
-                        index: i.parse().unwrap(),
-                        score: s.parse().unwrap(),
-                    }
-                })
-                .collect();
-            let got = QueryResult { hits, shift };
-            compare("csim", &got, count, &want).map_err(|e| {
+        let jobs = wl.jobs(&shapes);
+        let got = run_jobs(&bin, &wl.codebook, &jobs, &format!("{seed}-{round}"))
+            .map_err(|e| format!("{name}: {e}"))?;
+        for (job, (got, count)) in jobs.iter().zip(&got) {
+            let (n, k) = (job.n_tokens, job.k);
+            let want = golden
+                .run(job.query, job.beats, n, k)
+                .map_err(|e| e.to_string())?;
+            compare("csim", got, *count, &want).map_err(|e| {
                 format!(
                     "{name} ({values:?}, n {n}, k {k}): {e}\n{}",
                     acc.config().to_toml_string()
                 )
             })?;
             checked += 1;
-        }
-        if checked < (round + 1) * shapes.len() {
-            return Err(format!("{name}: csim printed too few lines"));
         }
     }
     Ok(checked)

@@ -3,6 +3,7 @@
 
 mod alveo_project;
 mod cosim;
+mod cosim_adversarial;
 mod cosim_board;
 mod cosim_kernel;
 mod cosim_units;
