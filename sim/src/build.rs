@@ -1,9 +1,10 @@
 //! Turns generated RTL into a loadable Verilator model: `verilator --cc --build`, a C ABI shim,
 //! and one shared library, cached by content hash so repeated runs do not rebuild.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use askama::Template;
 use sha2::{Digest, Sha256};
@@ -135,6 +136,17 @@ fn runtime_objects(cache: &Path, root: &Path, version_key: &str) -> Result<Vec<P
     Ok(objects)
 }
 
+/// The lock of one model folder in this process.
+fn folder_lock(dir: &Path) -> Arc<Mutex<()>> {
+    static LOCKS: Mutex<BTreeMap<PathBuf, Arc<Mutex<()>>>> = Mutex::new(BTreeMap::new());
+    LOCKS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(dir.to_path_buf())
+        .or_default()
+        .clone()
+}
+
 /// Builds (or finds in `cache`) a model of `top` from the design's Verilog. The engine, the
 /// board top and the RTL kernel get their ports from the interface description (an error if
 /// their Verilog declares others); internal units get the ports their Verilog declares.
@@ -212,6 +224,13 @@ pub fn build_model(design: &Design, top: &str, cache: &Path) -> Result<BuiltMode
         dir: dir.clone(),
         ports,
     };
+    if library.is_file() {
+        return Ok(model);
+    }
+    // Threads of this process would share the `.tmp<pid>` folder below: the first builds,
+    // the others wait and take its model.
+    let lock = folder_lock(&dir);
+    let _building = lock.lock().unwrap_or_else(|e| e.into_inner());
     if library.is_file() {
         return Ok(model);
     }

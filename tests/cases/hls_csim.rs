@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hwgen::emit::hls;
 use kvpq_core::golden::{GoldenEngine, Hit, QuantCodebook, QueryResult};
@@ -35,9 +36,17 @@ pub(crate) fn build(acc: &Accelerator) -> Result<PathBuf, String> {
     if bin.is_file() {
         return Ok(bin);
     }
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    // Compiled in a folder of its own, then moved in (a rename replaces atomically): another
+    // test may build the same kernel at the same time (hls_csim and cosim_adversarial).
+    static BUILDS: AtomicUsize = AtomicUsize::new(0);
+    let tmp = dir.join(format!(
+        "build{}-{}",
+        std::process::id(),
+        BUILDS.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
     for f in &files {
-        std::fs::write(dir.join(&f.file_name), &f.text).map_err(|e| e.to_string())?;
+        std::fs::write(tmp.join(&f.file_name), &f.text).map_err(|e| e.to_string())?;
     }
     let out = Command::new("g++")
         .args([
@@ -51,19 +60,23 @@ pub(crate) fn build(acc: &Accelerator) -> Result<PathBuf, String> {
             "pq_topk_kernel.cpp",
             "csim_main.cpp",
             "-o",
-            "csim.tmp",
+            "csim",
         ])
-        .current_dir(&dir)
+        .current_dir(&tmp)
         .output()
         .map_err(|e| format!("g++: {e}"))?;
     if !out.status.success() {
         return Err(format!(
             "g++ failed in {}:\n{}",
-            dir.display(),
+            tmp.display(),
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    std::fs::rename(dir.join("csim.tmp"), &bin).map_err(|e| e.to_string())?;
+    // The binary last: once it is there, the folder is complete.
+    for name in files.iter().map(|f| f.file_name.as_str()).chain(["csim"]) {
+        std::fs::rename(tmp.join(name), dir.join(name)).map_err(|e| e.to_string())?;
+    }
+    let _ = std::fs::remove_dir(&tmp);
     Ok(bin)
 }
 
