@@ -7,7 +7,7 @@
 //! The default example runs at N = 32K, k = 5 % (`KVPQ_ADVERSARIAL_TOKENS` for another N);
 //! random descriptions are the first ones of the main sweeps, whose models are cached:
 //! `KVPQ_ADVERSARIAL_CONFIGS` (4) engines and C simulations, `KVPQ_ADVERSARIAL_KERNELS` (2)
-//! kernels; `KVPQ_ADVERSARIAL_SEED` draws other data.
+//! kernels, plus the fastscan example's kernel; `KVPQ_ADVERSARIAL_SEED` draws other data.
 
 use hwgen::emit::Design;
 use kvpq_core::golden::scan::score_codes;
@@ -303,7 +303,10 @@ fn kernel_matches_the_golden_model_on_adversarial_streams() {
         .enumerate()
         .map(|(i, a)| crate::cosim_kernel::alveo(a, i))
         .collect();
-    let cases: Vec<_> = accs.into_iter().map(small_case).collect();
+    let mut cases: Vec<_> = accs.into_iter().map(small_case).collect();
+    // A real width (512-bit beats) and a systolic k in the hundreds, at the sweep's 3000 tokens.
+    let fastscan = crate::cosim_kernel::alveo(&example("fastscan-4bit"), 0);
+    cases.push((fastscan, 3000, 150));
     run_all("kernels", &cases, kernel_case);
 }
 
