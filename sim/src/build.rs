@@ -15,7 +15,7 @@ use hwgen::emit::Design;
 use hwgen::flow::Tool;
 
 /// Bump when the shim or the build recipe changes, so cached models are rebuilt.
-const RECIPE: &str = "kvpq-sim-5";
+const RECIPE: &str = "kvpq-sim-6";
 
 /// A built model: its shared library and the ports of its top module.
 #[derive(Debug, Clone)]
@@ -150,7 +150,18 @@ fn folder_lock(dir: &Path) -> Arc<Mutex<()>> {
 /// Builds (or finds in `cache`) a model of `top` from the design's Verilog. The engine, the
 /// board top and the RTL kernel get their ports from the interface description (an error if
 /// their Verilog declares others); internal units get the ports their Verilog declares.
+/// The model cannot write VCD traces (see [`build_traced_model`]).
 pub fn build_model(design: &Design, top: &str, cache: &Path) -> Result<BuiltModel> {
+    build(design, top, cache, false)
+}
+
+/// [`build_model`] with `--trace`, so that the model can write VCD traces: builds ~20% slower
+/// and simulates ~10% slower, so only runs that write a trace use it.
+pub fn build_traced_model(design: &Design, top: &str, cache: &Path) -> Result<BuiltModel> {
+    build(design, top, cache, true)
+}
+
+fn build(design: &Design, top: &str, cache: &Path, trace: bool) -> Result<BuiltModel> {
     let verilator = Tool::verilator()?;
     let version = verilator_version(&verilator)?;
     let source = design
@@ -206,7 +217,15 @@ pub fn build_model(design: &Design, top: &str, cache: &Path) -> Result<BuiltMode
     .render()?;
 
     let mut h = Sha256::new();
-    for part in [RECIPE, &version, top, &design.manifest.content_hash, &shim] {
+    let variant = if trace { "trace" } else { "notrace" };
+    for part in [
+        RECIPE,
+        variant,
+        &version,
+        top,
+        &design.manifest.content_hash,
+        &shim,
+    ] {
         h.update(part.as_bytes());
         h.update([0]);
     }
@@ -216,7 +235,11 @@ pub fn build_model(design: &Design, top: &str, cache: &Path) -> Result<BuiltMode
         .take(12)
         .map(|b| format!("{b:02x}"))
         .collect();
-    let dir = cache.join(format!("{}-{top}-{key}", design.manifest.config.name));
+    let suffix = if trace { "-trace" } else { "" };
+    let dir = cache.join(format!(
+        "{}-{top}-{key}{suffix}",
+        design.manifest.config.name
+    ));
     let library = dir.join("libkvpq_sim.so");
     let model = BuiltModel {
         top: top.into(),
@@ -256,12 +279,20 @@ pub fn build_model(design: &Design, top: &str, cache: &Path) -> Result<BuiltMode
         .filter(|f| f.module != "kvpq_board_top" || top == "kvpq_board_top")
         .map(|f| f.file_name.clone())
         .collect();
+    // Speed of the model against its build time (docs/measurements.md, "Verilator model
+    // speed"): Verilator -O3 and fast X handling; the per-cycle code (OPT_FAST, -Os by
+    // default) at -O2, the run-once code (OPT_SLOW) unoptimised since it runs once.
     let mut args: Vec<&str> = vec![
         "--cc",
         "--build",
         "-j",
         "2",
-        "--trace",
+        "-O3",
+        "--x-assign",
+        "fast",
+        "--x-initial",
+        "fast",
+        "--noassert",
         "-Wno-fatal",
         "--top-module",
         top,
@@ -269,9 +300,14 @@ pub fn build_model(design: &Design, top: &str, cache: &Path) -> Result<BuiltMode
         "obj",
         "-CFLAGS",
         "-fPIC",
-        "-CFLAGS",
-        "-O1",
+        "-MAKEFLAGS",
+        "OPT_FAST=-O2",
+        "-MAKEFLAGS",
+        "OPT_SLOW=-O0",
     ];
+    if trace {
+        args.push("--trace");
+    }
     args.extend(files.iter().map(String::as_str));
     verilator.run(&tmp, &args, &tmp.join("verilator.log"))?;
 
@@ -290,7 +326,11 @@ pub fn build_model(design: &Design, top: &str, cache: &Path) -> Result<BuiltMode
             &include.display().to_string(),
             "-I",
             &include.join("vltstd").display().to_string(),
-            "-DVM_TRACE=1",
+            if trace {
+                "-DVM_TRACE=1"
+            } else {
+                "-DVM_TRACE=0"
+            },
             "shim.cpp",
             "-o",
             "shim.o",

@@ -21,7 +21,7 @@ pub mod model;
 pub mod ports;
 
 pub use alveo::{KernelCall, KernelOutcome, KernelSim};
-pub use build::{build_model, default_cache, BuiltModel};
+pub use build::{build_model, build_traced_model, default_cache, BuiltModel};
 pub use driver::{EngineSim, Job, JobOutcome};
 pub use error::{Result, SimError};
 pub use harness::{Harness, PortId, Sink, Source, Stalls};

@@ -152,7 +152,10 @@ impl Model {
         if rc != 0 {
             return Err(SimError::Interface {
                 module: self.top.clone(),
-                what: format!("cannot open trace {}", path.display()),
+                what: match rc {
+                    3 => "built without --trace: use build_traced_model".into(),
+                    _ => format!("cannot open trace {}", path.display()),
+                },
             });
         }
         Ok(())

@@ -18,7 +18,7 @@ use kvpq_tests::{compare, env_or};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use sim::{build_model, default_cache, EngineSim, Stalls};
+use sim::{build_model, build_traced_model, default_cache, EngineSim, Stalls};
 
 /// The queries of one case: (n_tokens, k) pairs covering the edge cases.
 fn shapes(acc: &Accelerator, rng: &mut ChaCha8Rng) -> Vec<(usize, usize)> {
@@ -46,8 +46,14 @@ fn shapes(acc: &Accelerator, rng: &mut ChaCha8Rng) -> Vec<(usize, usize)> {
 fn run_config(acc: &Accelerator, seed: u64, trace: Option<PathBuf>) -> Result<usize, String> {
     let name = acc.config().name.clone();
     let design = Design::render(acc).map_err(|e| format!("{name}: {e}"))?;
-    let built = build_model(&design, "pq_topk_engine", &default_cache())
-        .map_err(|e| format!("{name}: {e}"))?;
+    // Only a replay that writes a trace pays for the slower traced model.
+    let build = if trace.is_some() {
+        build_traced_model
+    } else {
+        build_model
+    };
+    let built =
+        build(&design, "pq_topk_engine", &default_cache()).map_err(|e| format!("{name}: {e}"))?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let stalls = Stalls {
         input_valid: rng.random_range(0.3..=1.0),
