@@ -137,3 +137,24 @@ fn random_configs_match_the_golden_model() {
     );
     println!("{} configs, {queries} queries bit-exact", accs.len());
 }
+
+#[test]
+fn a_replay_writes_a_trace_and_an_untraced_model_says_why_it_cannot() {
+    // The replay path runs only after a mismatch: exercise it here on the smallest model.
+    let acc = small_accelerators(11, 1).remove(0);
+    let dir = kvpq_tests::scratch("cosim", "trace");
+    let vcd = dir.join("replay.vcd");
+    let checked = run_config(&acc, 7, Some(vcd.clone())).expect("bit-exact with a trace");
+    assert!(checked > 0);
+    let text = std::fs::read_to_string(&vcd).expect("a VCD was written");
+    assert!(
+        text.contains("$enddefinitions") && text.contains("#"),
+        "not a VCD"
+    );
+
+    let design = Design::render(&acc).expect("renders");
+    let built = build_model(&design, "pq_topk_engine", &default_cache()).expect("model");
+    let mut sim = EngineSim::new(&built, &acc, 0, Stalls::NONE).expect("loads");
+    let e = sim.trace(&dir.join("no.vcd")).unwrap_err().to_string();
+    assert!(e.contains("build_traced_model"), "{e}");
+}
