@@ -344,21 +344,30 @@ impl Projection {
         self.per_second(self.tokens, self.scan)
     }
 
-    /// Latency of one query in microseconds.
+    /// Latency of one query in microseconds (0 without a clock).
     pub fn latency_us(&self) -> f64 {
-        self.latency as f64 / self.clock_mhz
+        self.microseconds(self.latency)
     }
 
-    /// Interval between back-to-back queries in microseconds.
+    /// Interval between back-to-back queries in microseconds (0 without a clock).
     pub fn interval_us(&self) -> f64 {
-        self.interval as f64 / self.clock_mhz
+        self.microseconds(self.interval)
     }
 
+    // Zero rather than NaN or infinity for an empty projection (a skipped design point).
     fn per_second(&self, tokens: u64, cycles: u64) -> f64 {
         if cycles == 0 {
             return 0.0;
         }
         tokens as f64 * self.clock_mhz * 1e6 / cycles as f64
+    }
+
+    fn microseconds(&self, cycles: u64) -> f64 {
+        if self.clock_mhz > 0.0 {
+            cycles as f64 / self.clock_mhz
+        } else {
+            0.0
+        }
     }
 }
 
