@@ -671,6 +671,49 @@ mod tests {
         );
     }
 
+    fn point(lanes: u32, recall: f64, pareto: bool) -> Point {
+        Point {
+            name: format!("p{lanes}"),
+            lanes,
+            m: 2,
+            code_bits: 2,
+            lut_bits: 16,
+            strategy: TopKStrategy::Select,
+            radix_bits: None,
+            status: "ok".into(),
+            recall,
+            projection: Projection {
+                tokens: 64,
+                clock_mhz: 100.0,
+                interval: 100 + u64::from(lanes),
+                ..Projection::default()
+            },
+            cells: Ecp5Cells::default(),
+            pareto,
+        }
+    }
+
+    #[test]
+    fn many_points_label_the_pareto_front_only() {
+        let dir = std::env::temp_dir().join(format!("hwgen-explore-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("many.svg");
+        let points: Vec<Point> = (1..=30)
+            .map(|i| point(i, f64::from(i) / 40.0, i % 10 == 0))
+            .collect();
+        plot(&path, "many", "x", &points, |p| p.tokens_per_s()).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(
+            svg.contains("only the Pareto points labelled (27 others in points.csv)"),
+            "{svg}"
+        );
+        for p in &points {
+            let label = format!(">\n{}\n<", p.label());
+            assert_eq!(svg.contains(&label), p.pareto, "{}", p.label());
+        }
+    }
+
     #[test]
     fn label_names_the_parameters() {
         let mut p = Point {
