@@ -3,11 +3,12 @@
 //!
 //! [`emit`] renders a design folder from askama templates; [`flow`] runs Verilator and Yosys
 //! on it; [`targets`] holds each platform's files, flow and report (Alveo, ECP5) behind one
-//! trait. The description, golden model and interface it reads live in `kvpq-core`; the
+//! trait; [`projection`] prints the cycle model's throughput and latency for the reports. The description, golden model and interface it reads live in `kvpq-core`; the
 //! commands that print results live in the `hwgen` binary crate.
 
 #![warn(missing_docs)]
 
 pub mod emit;
 pub mod flow;
+pub mod projection;
 pub mod targets;

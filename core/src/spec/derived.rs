@@ -288,6 +288,87 @@ impl CycleModel {
         }
         n as f64 / (f64::from(self.lanes) * self.query_interval(n, k) as f64)
     }
+
+    /// Every count above for one `k`-query over `n` tokens, with the rates they give at
+    /// `clock_mhz`: what `hwgen check`, `report` and `explore` print.
+    pub fn project(&self, n: u64, k: u64, clock_mhz: f64) -> Projection {
+        Projection {
+            tokens: n,
+            k,
+            clock_mhz,
+            scan: self.scan(n),
+            drain: self.topk_drain(n, k),
+            latency: self.query_latency(n, k),
+            interval: self.query_interval(n, k),
+            scan_efficiency: self.scan_efficiency(n),
+            engine_efficiency: self.engine_efficiency(n, k),
+        }
+    }
+}
+
+/// The cycle model of one query at a clock (docs/design.md section 6.1). Throughput counts
+/// the interval between back-to-back queries, top-k included: a rate from the scan alone
+/// ignores the top-k drain, which for `select` lasts many times the scan.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct Projection {
+    /// Tokens N the engine scans.
+    pub tokens: u64,
+    /// Results asked for.
+    pub k: u64,
+    /// Core clock, MHz.
+    pub clock_mhz: f64,
+    /// Scan cycles: ceil(N / lanes).
+    pub scan: u64,
+    /// Cycles from the last scores to `done`.
+    pub drain: u64,
+    /// Cycles from `start` to `done`, LUT built.
+    pub latency: u64,
+    /// Cycles between back-to-back queries: max(LUT build, latency).
+    pub interval: u64,
+    /// N / (lanes x scan cycles).
+    pub scan_efficiency: f64,
+    /// N / (lanes x interval).
+    pub engine_efficiency: f64,
+}
+
+impl Projection {
+    /// Tokens per second with queries back to back: N x clock / interval, which is
+    /// lanes x clock x engine efficiency.
+    pub fn tokens_per_s(&self) -> f64 {
+        self.per_second(self.tokens, self.interval)
+    }
+
+    /// Tokens per second of the scan alone: N x clock / scan cycles, which is
+    /// lanes x clock x scan efficiency; the engine never reaches it (LUT build, top-k).
+    pub fn scan_tokens_per_s(&self) -> f64 {
+        self.per_second(self.tokens, self.scan)
+    }
+
+    /// Latency of one query in microseconds (0 without a clock).
+    pub fn latency_us(&self) -> f64 {
+        self.microseconds(self.latency)
+    }
+
+    /// Interval between back-to-back queries in microseconds (0 without a clock).
+    pub fn interval_us(&self) -> f64 {
+        self.microseconds(self.interval)
+    }
+
+    // Zero rather than NaN or infinity for an empty projection (a skipped design point).
+    fn per_second(&self, tokens: u64, cycles: u64) -> f64 {
+        if cycles == 0 {
+            return 0.0;
+        }
+        tokens as f64 * self.clock_mhz * 1e6 / cycles as f64
+    }
+
+    fn microseconds(&self, cycles: u64) -> f64 {
+        if self.clock_mhz > 0.0 {
+            cycles as f64 / self.clock_mhz
+        } else {
+            0.0
+        }
+    }
 }
 
 /// Radix width of the `select` strategy when the description gives none.
@@ -345,5 +426,27 @@ mod tests {
         assert_eq!(l.padding_bits, 512 - 42 * 12);
         assert_eq!(l.words_per_beat(), 8);
         assert_eq!(l.beats_for(43), 2);
+    }
+
+    #[test]
+    fn projection_counts_the_top_k() {
+        use crate::spec::{AcceleratorBuilder, EngineConfig, PqConfig, ScannerConfig, TopKConfig};
+        let acc = AcceleratorBuilder::new("p", PqConfig::new(128, 2, 6))
+            .scanner(ScannerConfig::new(42))
+            .topk(TopKConfig::select(8192))
+            .engine(EngineConfig::new(131072))
+            .build()
+            .unwrap();
+        let c = &acc.derived().cycles;
+        let p = c.project(131072, 6554, 250.0);
+        assert_eq!(p.interval, c.query_interval(131072, 6554));
+        assert!(p.interval > 10 * p.scan, "{p:?}");
+        let rate = 131072.0 * 250e6 / p.interval as f64;
+        assert!((p.tokens_per_s() - rate).abs() < 1e-6 * rate, "{p:?}");
+        let lanes_rate = 42.0 * 250e6;
+        assert!((p.tokens_per_s() - lanes_rate * p.engine_efficiency).abs() < 1e-6 * rate);
+        assert!((p.scan_tokens_per_s() - lanes_rate * p.scan_efficiency).abs() < 1.0);
+        assert!(p.tokens_per_s() < 0.1 * lanes_rate, "{p:?}");
+        assert!((p.latency_us() - p.latency as f64 / 250.0).abs() < 1e-9);
     }
 }

@@ -13,8 +13,8 @@ pub use config::{
     RetrievalConfig, ScannerConfig, TargetConfig, TopKConfig, TopKStrategy, MAX_DESCRIPTION_BYTES,
 };
 pub use derived::{
-    bit_length, ceil_log2, unsigned_bits, CodeLayout, CycleModel, Derived, Storage, Widths,
-    DEFAULT_RADIX_BITS,
+    bit_length, ceil_log2, unsigned_bits, CodeLayout, CycleModel, Derived, Projection, Storage,
+    Widths, DEFAULT_RADIX_BITS,
 };
 pub use error::{ConfigError, RuleViolation};
 pub use validate::{

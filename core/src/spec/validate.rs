@@ -5,7 +5,7 @@ use serde::Serialize;
 use std::path::Path;
 
 use super::config::{AcceleratorConfig, Platform, TopKStrategy};
-use super::derived::{ceil_log2, Derived, DEFAULT_RADIX_BITS};
+use super::derived::{ceil_log2, Derived, Projection, DEFAULT_RADIX_BITS};
 use super::error::{ConfigError, RuleViolation};
 
 /// Widest accumulator accepted: the golden model, HLS and the runtime carry it in 64-bit
@@ -68,6 +68,22 @@ impl Accelerator {
     /// minus the local window, capped by the tokens left between sinks and window.
     pub fn policy_k(&self, n_tokens: u32) -> u32 {
         self.policy_split(n_tokens).topk
+    }
+
+    /// k the engine runs with on a context of `n_tokens` tokens: the policy's k, clamped to
+    /// `topk.k_max` as the engine clamps its `k` port.
+    pub fn engine_k(&self, n_tokens: u32) -> u32 {
+        self.policy_k(n_tokens).min(self.config.topk.k_max)
+    }
+
+    /// The cycle model's projection of one query on a context of `n_tokens` tokens at
+    /// `clock_mhz`, with k from [`Self::engine_k`]; `n_tokens` is clamped to
+    /// `engine.max_tokens` as the engine clamps its port.
+    pub fn project(&self, n_tokens: u32, clock_mhz: f64) -> Projection {
+        let n = n_tokens.min(self.config.engine.max_tokens);
+        self.derived
+            .cycles
+            .project(u64::from(n), u64::from(self.engine_k(n)), clock_mhz)
     }
 
     /// How the retrieval policy splits a context of `n_tokens` tokens.

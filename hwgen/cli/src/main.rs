@@ -100,7 +100,8 @@ enum Command {
         seed: u32,
     },
     /// Sweep a design space (SPACE.toml): ECP5 synthesis, golden-model recall and the cycle
-    /// model per point; writes OUT/points.csv and SVG plots with the Pareto front.
+    /// model per point (throughput from the interval between queries, top-k included);
+    /// writes OUT/points.csv and SVG plots with the Pareto front, points labelled.
     Explore {
         /// Space description (see examples/spaces/).
         space: PathBuf,
@@ -118,8 +119,9 @@ enum Command {
         #[arg(long)]
         top: Option<String>,
     },
-    /// Print what a generated folder's manifest records: the design, its cycle model and its
-    /// resource estimates (also per lane).
+    /// Print what a generated folder's manifest records: the design, its cycle model with
+    /// throughput and latency projected at the description's clock, its resource estimates
+    /// (also per lane) and its ECP5 build (projected again at the achieved Fmax).
     Report {
         /// Folder written by `hwgen generate`.
         dir: PathBuf,
@@ -246,16 +248,20 @@ fn run(cli: Cli, out: &mut Output<impl Write>) -> Result<ExitCode> {
             )?;
             writeln!(
                 out,
-                "  {:<44} {:>7} {:>12} {:>8} {:>6}",
-                "point", "recall", "M tokens/s", "LUT4", "BRAM"
+                "  {:<44} {:>7} {:>12} {:>8} {:>8} {:>9} {:>8} {:>6}",
+                "point", "recall", "M tokens/s", "eng eff", "scan eff", "interval", "LUT4", "BRAM"
             )?;
             for p in points.iter().filter(|p| p.pareto) {
+                let q = &p.projection;
                 writeln!(
                     out,
-                    "  {:<44} {:>7.3} {:>12.1} {:>8} {:>6}",
+                    "  {:<44} {:>7.3} {:>12.1} {:>8.3} {:>8.3} {:>9} {:>8} {:>6}",
                     p.name,
                     p.recall,
-                    p.tokens_per_s / 1e6,
+                    q.tokens_per_s() / 1e6,
+                    q.engine_efficiency,
+                    q.scan_efficiency,
+                    q.interval,
                     p.cells.lut4,
                     p.cells.bram
                 )?;

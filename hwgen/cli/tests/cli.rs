@@ -38,7 +38,67 @@ fn check_prints_the_derived_view_of_every_example() {
         );
     }
     assert!(out.contains("accumulator 22"), "{out}");
-    assert!(out.contains("scan eff"), "{out}");
+    for column in ["scan eff", "eng eff", "interval", "Mtok/s"] {
+        assert!(out.contains(column), "{column}: {out}");
+    }
+}
+
+/// The row for `tokens` of a projection table (`hwgen check`, `hwgen report`): tokens, k,
+/// scan, drain, latency, interval, scan eff, eng eff, Mtok/s, us/query.
+fn projection_row(out: &str, tokens: u32) -> Vec<f64> {
+    let row: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() == 10 && f[0] == tokens.to_string())
+        .unwrap_or_else(|| panic!("no projection row for {tokens}:\n{out}"));
+    row.iter()
+        .map(|v| v.parse().unwrap_or_else(|e| panic!("{v}: {e}\n{out}")))
+        .collect()
+}
+
+#[test]
+fn check_and_report_project_throughput_from_the_query_interval() {
+    let dir = scratch("projection");
+    let cfg = examples().join("pqcache-llama3.toml");
+    let (ok, _, err) = generate(&cfg, &dir, &[]);
+    assert!(ok, "{err}");
+    let (ok, report, err) = hwgen(&["report", dir.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ok, check, err) = hwgen(&["check", cfg.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+    let acc = kvpq_core::spec::Accelerator::from_toml_file(&cfg).unwrap();
+    let c = &acc.derived().cycles;
+    let (lanes, mhz) = (f64::from(acc.config().scanner.lanes), 250.0);
+    let n = 131072u32;
+    let k = acc.policy_k(n).min(acc.config().topk.k_max);
+    let interval = c.query_interval(u64::from(n), u64::from(k));
+    for out in [&report, &check] {
+        let row = projection_row(out, n);
+        assert_eq!(row[1], f64::from(k), "k from the policy:\n{out}");
+        assert_eq!(row[5], interval as f64, "interval:\n{out}");
+        // The interval holds the scan and the top-k drain after it.
+        assert!(row[5] >= row[2] + row[3], "{out}");
+        let want = f64::from(n) * mhz / interval as f64;
+        assert!(
+            (row[8] - want).abs() <= 0.05 + 1e-9,
+            "Mtok/s {} vs {want}",
+            row[8]
+        );
+        assert!(
+            (row[7] - want / (lanes * mhz)).abs() <= 0.0005 + 1e-9,
+            "{out}"
+        );
+        // The default `select` drains for many times its scan (issue 13): the engine is far
+        // from the lanes x clock a scan-only projection claims.
+        assert!(row[8] < 0.1 * lanes * mhz, "{out}");
+        assert!(row[6] > 0.99, "scan efficiency:\n{out}");
+    }
+    assert!(
+        report.contains("projected at the description's 250.0 MHz"),
+        "{report}"
+    );
+    assert!(report.contains("the scan alone"), "{report}");
 }
 
 #[test]
@@ -257,6 +317,11 @@ fn report_of_a_valid_ecp5_record_prints_it() {
     let (ok, out, err) = report_after("valid", |m| m["ecp5"] = ecp5_record(90.0, 10, 100));
     assert!(ok, "{err}");
     assert!(out.contains("90.0 MHz achieved"), "{out}");
+    // Projected again at the achieved clock, from the interval.
+    let at = out.find("projected at the achieved 90.0 MHz").expect(&out);
+    let row = projection_row(&out[at..], 4096);
+    let want = 4096.0 * 90.0 / row[5];
+    assert!((row[8] - want).abs() <= 0.05 + 1e-9, "{out}");
 }
 
 #[test]

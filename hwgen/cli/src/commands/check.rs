@@ -2,10 +2,8 @@
 
 use std::fmt::Write;
 
+use hwgen::projection;
 use kvpq_core::spec::{Accelerator, TopKStrategy};
-
-/// Context lengths the cycle table shows besides `max_tokens`.
-const TABLE_TOKENS: [u32; 3] = [4096, 32768, 131072];
 
 /// Renders the derived widths, packing, storage and cycle model of `acc`.
 pub fn describe(acc: &Accelerator) -> String {
@@ -71,36 +69,7 @@ pub fn describe(acc: &Accelerator) -> String {
         c.lut_build * u64::from(cfg.scanner.lanes),
         c.scan_depth
     );
-    let _ = writeln!(
-        o,
-        "  {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10}",
-        "tokens", "k", "scan", "drain", "latency", "interval", "scan eff", "eng eff", "Mtok/s"
-    );
-    let mut lengths: Vec<u32> = TABLE_TOKENS
-        .iter()
-        .copied()
-        .filter(|&n| n < cfg.engine.max_tokens)
-        .collect();
-    lengths.push(cfg.engine.max_tokens);
-    for n in lengths {
-        let k = acc.policy_k(n).clamp(1, cfg.topk.k_max);
-        let (n64, k64) = (u64::from(n), u64::from(k));
-        let interval = c.query_interval(n64, k64);
-        let mtoks = n as f64 * cfg.target.clock_mhz / interval as f64;
-        let _ = writeln!(
-            o,
-            "  {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>8.3} {:>8.3} {:>10.1}",
-            n,
-            k,
-            c.scan(n64),
-            c.topk_drain(n64, k64),
-            c.query_latency(n64, k64),
-            interval,
-            c.scan_efficiency(n64),
-            c.engine_efficiency(n64, k64),
-            mtoks
-        );
-    }
+    o.push_str(&projection::table(acc, cfg.target.clock_mhz, "  "));
     let r = &cfg.retrieval;
     let split = acc.policy_split(cfg.engine.max_tokens);
     let _ = writeln!(

@@ -1,7 +1,8 @@
 //! `hwgen report DIR`: what a generated folder's manifest knows, as tables: the design, its
-//! cycle model, then each target's section (`Target::report`): every UltraScale+ estimate
-//! (per lane as well), and the ECP5 build: used and available resources, Fmax, projected
-//! tokens/s and latency per query.
+//! cycle model projected at the description's clock (throughput from the interval between
+//! queries, top-k included), then each target's section (`Target::report`): every
+//! UltraScale+ estimate (per lane as well), and the ECP5 build: used and available
+//! resources, Fmax, the same projection at the achieved clock.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::estimate::read_manifest;
-use hwgen::targets;
+use hwgen::{projection, targets};
 
 /// Renders the report of the folder `dir`.
 pub fn run(dir: &Path) -> Result<String> {
@@ -39,6 +40,13 @@ pub fn run(dir: &Path) -> Result<String> {
         "cycle model: LUT build {} cycles, scanner depth {} cycles; content hash {}",
         cycles.lut_build, cycles.scan_depth, m.content_hash
     );
+    let _ = writeln!(
+        o,
+        "projected at the description's {:.1} MHz (k from the retrieval policy, at most k_max; \
+         interval = max(LUT build, latency)):",
+        c.target.clock_mhz
+    );
+    o.push_str(&projection::table(&acc, c.target.clock_mhz, "  "));
     // Each target prints what the manifest records of it: estimates, then the bitstream.
     let sections: Vec<String> = targets::all()
         .iter()

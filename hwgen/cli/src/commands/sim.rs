@@ -59,8 +59,10 @@ pub struct SimReport {
     pub scan_cycles: u64,
     /// tokens / (lanes * scan cycles).
     pub scan_efficiency: f64,
-    /// Cycle model: latency, interval and scan efficiency for the same query.
-    pub model: (u64, u64, f64),
+    /// tokens / (lanes * interval): the share of the lanes' cycles the engine delivers.
+    pub engine_efficiency: f64,
+    /// Cycle model: latency, interval, scan and engine efficiency for the same query.
+    pub model: (u64, u64, f64, f64),
     /// Simulated cycles.
     pub cycles: u64,
     /// Simulated cycles per wall-clock second.
@@ -96,6 +98,11 @@ impl fmt::Display for SimReport {
             f,
             "  {:<28} {:>12.4} {:>12.4}",
             "scan efficiency", self.scan_efficiency, self.model.2
+        )?;
+        writeln!(
+            f,
+            "  {:<28} {:>12.4} {:>12.4}",
+            "engine efficiency", self.engine_efficiency, self.model.3
         )?;
         write!(
             f,
@@ -197,6 +204,13 @@ pub fn run(acc: &Accelerator, opts: &SimOptions, cache: &Path) -> Result<SimRepo
     };
     let scan_cycles = median(outcomes.iter().map(|o| o.scan_cycles).collect());
     let lanes = f64::from(cfg.scanner.lanes);
+    let efficiency = |cycles: u64| {
+        if cycles == 0 {
+            0.0
+        } else {
+            n as f64 / (lanes * cycles as f64)
+        }
+    };
     let m = &acc.derived().cycles;
     Ok(SimReport {
         name: cfg.name.clone(),
@@ -206,15 +220,13 @@ pub fn run(acc: &Accelerator, opts: &SimOptions, cache: &Path) -> Result<SimRepo
         latency,
         interval,
         scan_cycles,
-        scan_efficiency: if scan_cycles == 0 {
-            0.0
-        } else {
-            n as f64 / (lanes * scan_cycles as f64)
-        },
+        scan_efficiency: efficiency(scan_cycles),
+        engine_efficiency: efficiency(interval),
         model: (
             m.query_latency(n as u64, k as u64),
             m.query_interval(n as u64, k as u64),
             m.scan_efficiency(n as u64),
+            m.engine_efficiency(n as u64, k as u64),
         ),
         cycles,
         cycles_per_second: cycles as f64 / wall.max(1e-9),

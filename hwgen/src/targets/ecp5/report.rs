@@ -1,14 +1,12 @@
 //! Printing the ECP5 build a manifest records (parsing nextpnr's report is
 //! [`super::flow`]'s job): Fmax against the constraint, used and available resources, and
-//! the scan rate and latency projected at the achieved clock.
+//! the throughput and latency projected at the achieved clock ([`crate::projection`]).
 
 use std::fmt::Write;
 
+use crate::projection;
 use kvpq_core::manifest::{Ecp5Record, Usage};
 use kvpq_core::spec::Accelerator;
-
-/// Context lengths the latency projection is printed for.
-const PROJECT_TOKENS: [u32; 2] = [32768, 131072];
 
 /// The table of the bitstream build `r` of `acc`, with projections.
 pub fn bitstream(acc: &Accelerator, r: &Ecp5Record) -> String {
@@ -52,36 +50,15 @@ pub fn bitstream(acc: &Accelerator, r: &Ecp5Record) -> String {
         );
     }
     // Projections at the achieved clock, from the cycle model (which the co-simulation
-    // matches: scan efficiency within 0.1 %, latency within 2.3 %).
-    let c = acc.config();
-    let cycles = &acc.derived().cycles;
-    let hz = f.achieved * 1e6;
-    let max_n = c.engine.max_tokens;
-    let eff = cycles.scan_efficiency(u64::from(max_n));
+    // matches: scan within 0.1 %, latency within 2.3 %); throughput from the interval
+    // between queries, so the top-k drain counts.
     let _ = writeln!(
         o,
-        "  projected scan rate: {} lanes x {:.1} MHz x {eff:.4} efficiency = {:.1} M tokens/s",
-        c.scanner.lanes,
+        "  projected at the achieved {:.1} MHz (cycle model; k from the retrieval policy, at most \
+         k_max; interval = max(LUT build {} cycles, latency)):",
         f.achieved,
-        f64::from(c.scanner.lanes) * hz * eff / 1e6
+        acc.derived().cycles.lut_build
     );
-    let mut lengths: Vec<u32> = PROJECT_TOKENS
-        .iter()
-        .copied()
-        .filter(|&n| n <= max_n)
-        .collect();
-    if lengths.len() < PROJECT_TOKENS.len() {
-        lengths.push(max_n); // the longest context the engine takes
-    }
-    for n in lengths {
-        let k = acc.policy_k(n).min(c.topk.k_max);
-        let lat = cycles.query_latency(u64::from(n), u64::from(k));
-        let _ = writeln!(
-            o,
-            "  latency at N = {n}, k = {k}: {lat} cycles = {:.1} us per query (LUT build {} cycles, hidden when queries stream)",
-            lat as f64 / hz * 1e6,
-            cycles.lut_build
-        );
-    }
+    o.push_str(&projection::table(acc, f.achieved, "  "));
     out
 }
