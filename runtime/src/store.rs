@@ -282,17 +282,6 @@ impl KvStore {
         Ok(())
     }
 
-    /// Forgets tokens from `tokens` on (an append whose encoding failed).
-    pub(crate) fn truncate(&self, layer: usize, tokens: usize) -> Result<(), RuntimeError> {
-        let mut g = self.layers[layer]
-            .write()
-            .map_err(|_| self.poisoned(layer))?;
-        if let Some(kv) = g.as_mut() {
-            kv.tokens = kv.tokens.min(tokens);
-        }
-        Ok(())
-    }
-
     /// Keys of `layer`, head `head`, tokens `range`, widened to f32 (`[token][dim]`).
     pub(crate) fn keys_f32(
         &self,

@@ -10,7 +10,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use kvpq_core::golden::packing::pack_into;
 use kvpq_core::golden::{PqCodebook, QuantCodebook, TrainOptions};
 use kvpq_core::spec::Accelerator;
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -132,8 +132,8 @@ pub(crate) fn train(
     let heads = (0..kv_heads)
         .into_par_iter()
         .map(|h| {
-            let keys = store.keys_f32(layer, h, 0..tokens)?;
-            let keys = ArrayView2::from_shape((tokens, d), &keys).map_err(shape_bug)?;
+            let all = store.keys_f32(layer, h, 0..tokens)?;
+            let keys = ArrayView2::from_shape((tokens, d), &all).map_err(shape_bug)?;
             let mut rng = ChaCha8Rng::seed_from_u64(opts.seed ^ ((layer as u64) << 32 | h as u64));
             let rows = training_rows(&mut rng, tokens, recent, n_train);
             let points = keys.select(ndarray::Axis(0), &rows);
@@ -150,7 +150,7 @@ pub(crate) fn train(
                 beats: Vec::new(),
                 encoded: 0,
             };
-            encode_range(acc, &mut head, keys, 0, tokens)?;
+            encode_range(acc, &mut head, &all, 0, tokens)?;
             Ok(head)
         })
         .collect::<Result<Vec<_>, RuntimeError>>()?;
@@ -162,35 +162,61 @@ pub(crate) fn stream_start(acc: &Accelerator) -> usize {
     acc.config().retrieval.sink_tokens as usize
 }
 
-/// Encodes stream tokens from `head.encoded` up to context length `tokens`, where `keys`
-/// holds the keys of tokens `first..` (`first` <= the first token to encode).
-pub(crate) fn encode_range(
+/// Codes of the stream tokens from `head.encoded` up to context length `tokens` (`None`
+/// when there are none), where `keys` holds the f32 keys of tokens `first..tokens`
+/// row-major (`first` <= the first token to encode). Reads only: [`push_codes`] applies
+/// them, so a caller can encode every head before it changes any.
+pub(crate) fn new_codes(
     acc: &Accelerator,
-    head: &mut HeadPq,
-    keys: ArrayView2<f32>,
+    head: &HeadPq,
+    keys: &[f32],
     first: usize,
     tokens: usize,
-) -> Result<(), RuntimeError> {
+) -> Result<Option<Array2<u8>>, RuntimeError> {
     let s = stream_start(acc);
     let (from, to) = (s + head.encoded, tokens.max(s));
     if to <= from {
-        return Ok(());
+        return Ok(None);
     }
+    let d = acc.config().pq.head_dim as usize;
+    let keys = ArrayView2::from_shape((keys.len() / d, d), keys).map_err(shape_bug)?;
     let rows = keys.slice(ndarray::s![from - first..to - first, ..]);
-    let codes = head.codebook.encode(rows)?;
+    Ok(Some(head.codebook.encode(rows)?))
+}
+
+/// Packs `codes` (from [`new_codes`]) after the head's stream.
+pub(crate) fn push_codes(
+    acc: &Accelerator,
+    head: &mut HeadPq,
+    codes: &Array2<u8>,
+) -> Result<(), RuntimeError> {
     pack_into(
         &acc.derived().layout,
         &mut head.beats,
         head.encoded,
         codes.view(),
     )?;
-    head.encoded = to - s;
+    head.encoded += codes.nrows();
     Ok(())
+}
+
+/// [`new_codes`], then [`push_codes`].
+pub(crate) fn encode_range(
+    acc: &Accelerator,
+    head: &mut HeadPq,
+    keys: &[f32],
+    first: usize,
+    tokens: usize,
+) -> Result<(), RuntimeError> {
+    match new_codes(acc, head, keys, first, tokens)? {
+        Some(codes) => push_codes(acc, head, &codes),
+        None => Ok(()),
+    }
 }
 
 fn shape_bug(e: ndarray::ShapeError) -> RuntimeError {
     RuntimeError::Fault {
         backend: "index",
-        detail: format!("stored keys have an unexpected shape: {e}"),
+        detail: format!("keys have an unexpected shape: {e}"),
     }
 }

@@ -281,22 +281,14 @@ impl Index {
                 return; // a newer prefill started another sequence
             }
             g.training = false;
-            let result =
-                result.and_then(|mut trained| {
-                    // Tokens appended while training ran: encode them with the new codebooks.
-                    let keys_from = tokens;
-                    for (h, head) in trained.heads.iter_mut().enumerate() {
-                        let keys = store.keys_f32(layer, h, keys_from..g.tokens)?;
-                        let d = acc.config().pq.head_dim as usize;
-                        let view = ArrayView2::from_shape((g.tokens - keys_from, d), &keys)
-                            .map_err(|e| RuntimeError::Fault {
-                                backend: "index",
-                                detail: e.to_string(),
-                            })?;
-                        encode_range(&acc, head, view, keys_from, g.tokens)?;
-                    }
-                    Ok(trained)
-                });
+            let result = result.and_then(|mut trained| {
+                // Tokens appended while training ran: encode them with the new codebooks.
+                for (h, head) in trained.heads.iter_mut().enumerate() {
+                    let keys = store.keys_f32(layer, h, tokens..g.tokens)?;
+                    encode_range(&acc, head, &keys, tokens, g.tokens)?;
+                }
+                Ok(trained)
+            });
             match result {
                 Ok(trained) => g.pq = Some(trained),
                 // Keep the codebooks a re-training meant to replace; report only when none.
@@ -370,42 +362,34 @@ impl Index {
         let slot = self.layer(layer)?;
         let n = self.check_pair("append", &keys, &values)?;
         let mut g = slot.wait_trained(layer, slot.lock(layer)?)?;
-        self.trained_or_err(layer, &g)?;
         let from = g.tokens;
-        self.store.write(layer, from, n, &keys, &values)?;
-        let d = self.acc.config().pq.head_dim as usize;
         let tokens = from + n;
-        let encoded = (|| {
-            let mut heads = g.pq.as_ref().map(|t| t.heads.clone()).unwrap_or_default();
-            for (h, head) in heads.iter_mut().enumerate() {
+        // Encode every head before anything changes: a refused append changes nothing.
+        let codes = self
+            .trained_or_err(layer, &g)?
+            .heads
+            .iter()
+            .enumerate()
+            .map(|(h, head)| {
                 let rows: Vec<f32> = keys
                     .index_axis(ndarray::Axis(0), h)
                     .iter()
                     .map(|x| x.to_f32())
                     .collect();
-                let view =
-                    ArrayView2::from_shape((n, d), &rows).map_err(|e| RuntimeError::Fault {
-                        backend: "index",
-                        detail: e.to_string(),
-                    })?;
-                encode_range(&self.acc, head, view, from, tokens)?;
-            }
-            Ok::<_, RuntimeError>(heads)
-        })();
-        match encoded {
-            Ok(heads) => {
-                if let Some(t) = g.pq.as_mut() {
-                    t.heads = heads;
+                layer::new_codes(&self.acc, head, &rows, from, tokens)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.store.write(layer, from, n, &keys, &values)?;
+        if let Some(trained) = g.pq.as_mut() {
+            for (head, codes) in trained.heads.iter_mut().zip(&codes) {
+                if let Some(codes) = codes {
+                    // Codes of the encoder (right shape, each below K) always pack.
+                    layer::push_codes(&self.acc, head, codes)?;
                 }
-                g.tokens = tokens;
-                g.appended_since += n;
-            }
-            Err(e) => {
-                // The store row writes past the old length are invisible: keep its length.
-                self.store.truncate(layer, from)?;
-                return Err(e);
             }
         }
+        g.tokens = tokens;
+        g.appended_since += n;
         if let Some(every) = self.opts.retrain_every {
             if g.appended_since >= every && !g.training {
                 let prompt = g.prompt;
