@@ -9,7 +9,7 @@ use kvpq_core::spec::{Accelerator, AcceleratorConfig};
 use kvpq_core::workload::synthetic::{SyntheticKv, SyntheticSpec};
 use kvpq_runtime::backends::cpu::CpuDevice;
 use kvpq_runtime::{DType, Index, IndexOptions, TrainingOptions};
-use ndarray::{Array2, Array3, Axis};
+use ndarray::{Array2, Array3};
 
 const HEADS: usize = 8;
 
@@ -21,18 +21,8 @@ fn pqcache() -> Accelerator {
 
 /// Structured keys `[heads][n][128]` and one step's queries `[heads * 4][128]`.
 fn workload(n: usize) -> (Array3<f32>, Array2<f32>) {
-    let mut keys = Array3::zeros((HEADS, n, 128));
-    let mut queries = Array2::zeros((HEADS * 4, 128));
-    for h in 0..HEADS {
-        let mut spec = SyntheticSpec::new(n, 128, 1, 4);
-        spec.seed = h as u64;
-        let kv = SyntheticKv::generate(&spec);
-        keys.index_axis_mut(Axis(0), h).assign(&kv.keys);
-        queries
-            .slice_mut(ndarray::s![h * 4..h * 4 + 4, ..])
-            .assign(&kv.queries.index_axis(Axis(0), 0));
-    }
-    (keys, queries)
+    let (keys, mut steps) = SyntheticKv::layer(&SyntheticSpec::new(n, 128, 1, 4), HEADS);
+    (keys, steps.remove(0))
 }
 
 fn select(c: &mut Criterion) {

@@ -9,7 +9,6 @@
 
 use std::time::Instant;
 
-use kvpq_core::golden::reference::{exact_top_k, recall};
 use kvpq_core::spec::{Accelerator, AcceleratorConfig};
 use kvpq_core::workload::synthetic::{SyntheticKv, SyntheticSpec};
 use kvpq_runtime::{DType, Index, IndexOptions, TrainingOptions};
@@ -27,45 +26,23 @@ fn pqcache() -> Accelerator {
     Accelerator::new(config).expect("the example is valid")
 }
 
-/// Keys `[heads][n][D]` and `QUERIES` steps of queries `[steps][heads * G][D]` from one
-/// synthetic topic set per (seed, head).
+/// Keys `[heads][n][D]` and `QUERIES` steps of queries `[heads * G][D]`.
 fn workload(n: usize, seed: u64) -> (Array3<f32>, Vec<Array2<f32>>) {
-    let mut keys = Array3::zeros((HEADS, n, D));
-    let mut steps = vec![Array2::zeros((HEADS * G, D)); QUERIES];
-    for h in 0..HEADS {
-        let mut spec = SyntheticSpec::new(n, D, QUERIES, G);
-        spec.seed = seed * 100 + h as u64;
-        let kv = SyntheticKv::generate(&spec);
-        keys.index_axis_mut(Axis(0), h).assign(&kv.keys);
-        for (q, step) in steps.iter_mut().enumerate() {
-            step.slice_mut(s![h * G..(h + 1) * G, ..])
-                .assign(&kv.queries.index_axis(Axis(0), q));
-        }
-    }
-    (keys, steps)
+    let mut spec = SyntheticSpec::new(n, D, QUERIES, G);
+    spec.seed = seed;
+    SyntheticKv::layer(&spec, HEADS)
 }
 
-/// Mean recall@k of the top-k part of every head's selection against the exact float
-/// top-k of the summed query over the same middle tokens.
+/// Mean recall@k of the selections' top-k over the query steps.
 fn mean_recall(index: &Index, keys: &Array3<f32>, steps: &[Array2<f32>]) -> f64 {
-    let mut total = 0.0;
-    let mut count = 0;
-    for q in steps {
-        let sel = index.select(0, q.view()).expect("select");
-        let sp = sel.split();
-        for h in 0..HEADS {
-            let middle = keys.slice(s![h, sp.sink..sp.sink + sp.middle, ..]);
-            let summed = q.slice(s![h * G..(h + 1) * G, ..]).sum_axis(Axis(0));
-            let exact: Vec<u32> = exact_top_k(middle, summed.view(), sp.topk)
-                .into_iter()
-                .map(|i| i + sp.sink as u32)
-                .collect();
-            let got = &sel.head(h)[sp.sink..sp.sink + sp.topk];
-            total += recall(got, &exact);
-            count += 1;
-        }
-    }
-    total / count as f64
+    let total: f64 = steps
+        .iter()
+        .map(|q| {
+            let sel = index.select(0, q.view()).expect("select");
+            sel.recall(keys.view(), q.view())
+        })
+        .sum();
+    total / steps.len() as f64
 }
 
 fn index(training: TrainingOptions, retrain: Option<usize>, capacity: usize) -> Index {

@@ -11,12 +11,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use kvpq_core::golden::reference::{exact_top_k, recall};
 use kvpq_core::spec::{Accelerator, AcceleratorConfig};
 use kvpq_core::workload::synthetic::{SyntheticKv, SyntheticSpec};
 use kvpq_runtime::backends::cpu::CpuDevice;
-use kvpq_runtime::{Device, Index, IndexOptions, ModelShape, Selection};
-use ndarray::{s, Array2, Array3, Axis};
+use kvpq_runtime::{Device, Index, IndexOptions, ModelShape};
+use ndarray::{s, Array2, Array3};
 
 #[derive(Parser)]
 struct Args {
@@ -79,35 +78,9 @@ fn workload(
     steps: usize,
     seed: u64,
 ) -> (Array3<f32>, Vec<Array2<f32>>) {
-    let mut keys = Array3::zeros((HEADS, n, d));
-    let mut qs = vec![Array2::zeros((HEADS * g, d)); steps];
-    for h in 0..HEADS {
-        let mut spec = SyntheticSpec::new(n, d, steps, g);
-        spec.seed = seed * 100 + h as u64;
-        let kv = SyntheticKv::generate(&spec);
-        keys.index_axis_mut(Axis(0), h).assign(&kv.keys);
-        for (t, q) in qs.iter_mut().enumerate() {
-            q.slice_mut(s![h * g..(h + 1) * g, ..])
-                .assign(&kv.queries.index_axis(Axis(0), t));
-        }
-    }
-    (keys, qs)
-}
-
-fn mean_recall(sel: &Selection, keys: &Array3<f32>, q: &Array2<f32>, g: usize) -> f64 {
-    let sp = sel.split();
-    (0..HEADS)
-        .map(|h| {
-            let middle = keys.slice(s![h, sp.sink..sp.sink + sp.middle, ..]);
-            let summed = q.slice(s![h * g..(h + 1) * g, ..]).sum_axis(Axis(0));
-            let exact: Vec<u32> = exact_top_k(middle, summed.view(), sp.topk)
-                .into_iter()
-                .map(|i| i + sp.sink as u32)
-                .collect();
-            recall(&sel.head(h)[sp.sink..sp.sink + sp.topk], &exact)
-        })
-        .sum::<f64>()
-        / HEADS as f64
+    let mut spec = SyntheticSpec::new(n, d, steps, g);
+    spec.seed = seed;
+    SyntheticKv::layer(&spec, HEADS)
 }
 
 fn main() -> Result<(), String> {
@@ -194,11 +167,10 @@ fn main() -> Result<(), String> {
                 .gather(first, &mut gk, &mut gv)
                 .map_err(|e| e.to_string())?;
             let context = args.tokens + step;
-            let visible = keys.slice(s![.., ..context, ..]).to_owned();
             println!(
                 "| {step} | {layer} | {context} | {per} | {} | {:.3} | {} |",
                 times.join(" | "),
-                mean_recall(first, &visible, &qs[step], g),
+                first.recall(keys.view(), qs[step].view()),
                 if agree { "yes" } else { "NO" }
             );
             if !agree {

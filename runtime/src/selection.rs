@@ -1,5 +1,8 @@
 //! What `select` returns: for every KV head of a layer, the token ids to attend, ascending.
 
+use kvpq_core::golden::reference::{exact_top_k, recall};
+use ndarray::{s, ArrayView2, ArrayView3, Axis};
+
 use crate::RuntimeError;
 
 /// The tokens one layer attends at one decoding step: for every KV head the sinks, the top-k
@@ -80,6 +83,28 @@ impl Selection {
     /// The policy's split of the context.
     pub fn split(&self) -> Split {
         self.split
+    }
+
+    /// Mean recall@k over the heads of the top-k part against the exact float top-k of the
+    /// summed GQA query over the same middle tokens (docs/design.md section 2.3), given the
+    /// layer's keys `[kv_heads][tokens][head_dim]` (at least the context) and the queries
+    /// the selection was made for `[kv_heads * gqa_group][head_dim]`. A measurement for
+    /// benches and examples, not a hot path.
+    pub fn recall(&self, keys: ArrayView3<f32>, queries: ArrayView2<f32>) -> f64 {
+        let sp = self.split;
+        let g = queries.nrows() / self.kv_heads.max(1);
+        let total: f64 = (0..self.kv_heads)
+            .map(|h| {
+                let middle = keys.slice(s![h, sp.sink..sp.sink + sp.middle, ..]);
+                let q = queries.slice(s![h * g..(h + 1) * g, ..]).sum_axis(Axis(0));
+                let exact: Vec<u32> = exact_top_k(middle, q.view(), sp.topk)
+                    .into_iter()
+                    .map(|i| i + sp.sink as u32)
+                    .collect();
+                recall(&self.head(h)[sp.sink..sp.sink + sp.topk], &exact)
+            })
+            .sum();
+        total / self.kv_heads.max(1) as f64
     }
 }
 

@@ -208,6 +208,14 @@ fn gather_copies_the_selected_rows() {
     assert!(v.as_slice().is_none());
     index.prefill(0, k.view(), v).expect("prefill");
     let sel = index.select(0, queries(0).view()).expect("select");
+    let r = sel.recall(k.view(), queries(0).view());
+    assert!((0.0..=1.0).contains(&r), "{r}");
+    // The whole middle holds the exact top-k whatever it is.
+    let middle = sel.split().middle;
+    let all = index
+        .select_k(0, queries(0).view(), middle)
+        .expect("select");
+    assert_eq!(all.recall(k.view(), queries(0).view()), 1.0);
     let per = sel.len_per_head();
     assert_eq!(per, 8 + 50 + 50, "sinks + top-k + window at 500 tokens");
     let mut gk = vec![bf16::ZERO; HEADS * per * D];

@@ -86,6 +86,28 @@ impl SyntheticKv {
         Self { keys, queries }
     }
 
+    /// A layer of `heads` KV heads, each generated from `spec` with seed `spec.seed * 100 +
+    /// h`: keys `[heads][n_tokens][head_dim]` and, per decoding step, the queries of every
+    /// query head `[heads * gqa_group][head_dim]` (query heads `h*g..(h+1)*g` share KV head
+    /// `h`, the Hugging Face `repeat_kv` order).
+    pub fn layer(spec: &SyntheticSpec, heads: usize) -> (Array3<f32>, Vec<Array2<f32>>) {
+        let (n, d, g) = (spec.n_tokens, spec.head_dim, spec.gqa_group.max(1));
+        let mut keys = Array3::zeros((heads, n, d));
+        let mut steps = vec![Array2::zeros((heads * g, d)); spec.n_queries];
+        for h in 0..heads {
+            let kv = Self::generate(&SyntheticSpec {
+                seed: spec.seed * 100 + h as u64,
+                ..*spec
+            });
+            keys.index_axis_mut(Axis(0), h).assign(&kv.keys);
+            for (step, q) in steps.iter_mut().zip(kv.queries.outer_iter()) {
+                step.slice_mut(ndarray::s![h * g..(h + 1) * g, ..])
+                    .assign(&q);
+            }
+        }
+        (keys, steps)
+    }
+
     /// One query per decoding step: the sum of the group's heads (q.k is linear in q).
     pub fn kv_queries(&self) -> Array2<f32> {
         self.queries.sum_axis(Axis(1))
@@ -95,6 +117,19 @@ impl SyntheticKv {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_layer_stacks_its_heads() {
+        let mut spec = SyntheticSpec::new(50, 8, 3, 2);
+        spec.seed = 4;
+        let (keys, steps) = SyntheticKv::layer(&spec, 3);
+        assert_eq!(keys.dim(), (3, 50, 8));
+        assert_eq!((steps.len(), steps[0].dim()), (3, (6, 8)));
+        spec.seed = 402;
+        let head2 = SyntheticKv::generate(&spec);
+        assert_eq!(keys.index_axis(Axis(0), 2), head2.keys);
+        assert_eq!(steps[1].row(5), head2.queries.slice(ndarray::s![1, 1, ..]));
+    }
 
     #[test]
     fn shapes_and_determinism() {
