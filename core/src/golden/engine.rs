@@ -14,7 +14,7 @@ use crate::spec::Accelerator;
 /// What the engine returns for one query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryResult {
-    /// The top-k hits in result order (at most k, fewer when N < k).
+    /// The top-k hits in ascending token index (at most k, fewer when N < k).
     pub hits: Vec<Hit>,
     /// LUT shift of this query (score * 2^shift is in accumulator units).
     pub shift: u32,

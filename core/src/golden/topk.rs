@@ -1,5 +1,6 @@
-//! Exact top-k in the order of docs/design.md section 3: score descending, then smaller token
-//! index first; fewer than k tokens return them all.
+//! Exact top-k under docs/design.md section 3: the k tokens with the largest scores, ties to
+//! the smaller token index, returned in ascending token index (the consumers use the top-k as
+//! a set); fewer than k tokens return them all.
 
 use std::cmp::Ordering;
 
@@ -12,8 +13,8 @@ pub struct Hit {
     pub score: i32,
 }
 
-/// The result order: higher score first, then lower index.
-pub fn result_order(a: &Hit, b: &Hit) -> Ordering {
+/// The rank order that decides who wins a place: higher score first, then lower index.
+pub fn rank_order(a: &Hit, b: &Hit) -> Ordering {
     b.score.cmp(&a.score).then(a.index.cmp(&b.index))
 }
 
@@ -32,7 +33,7 @@ pub fn smallest_k<T>(mut items: Vec<T>, k: usize, order: impl Fn(&T, &T) -> Orde
     items
 }
 
-/// The `k` best tokens of `scores`, in result order.
+/// The `k` best tokens of `scores` under [`rank_order`], in ascending token index.
 pub fn top_k(scores: &[i32], k: usize) -> Vec<Hit> {
     let hits: Vec<Hit> = scores
         .iter()
@@ -42,7 +43,9 @@ pub fn top_k(scores: &[i32], k: usize) -> Vec<Hit> {
             score,
         })
         .collect();
-    smallest_k(hits, k, result_order)
+    let mut best = smallest_k(hits, k, rank_order);
+    best.sort_unstable_by_key(|h| h.index);
+    best
 }
 
 #[cfg(test)]
@@ -54,11 +57,12 @@ mod tests {
     }
 
     #[test]
-    fn orders_by_score_then_index() {
+    fn ranks_by_score_then_index_and_returns_ascending_indices() {
         let scores = [5, 9, 5, 9, -1, 5];
         let h = top_k(&scores, 4);
-        assert_eq!(idx(&h), vec![1, 3, 0, 2]);
+        assert_eq!(idx(&h), vec![0, 1, 2, 3]);
         assert_eq!(h[2].score, 5);
+        assert_eq!(idx(&top_k(&scores, 3)), vec![0, 1, 3]);
     }
 
     #[test]
@@ -70,14 +74,14 @@ mod tests {
     #[test]
     fn fewer_tokens_than_k_returns_all() {
         let h = top_k(&[1, 7, 3], 10);
-        assert_eq!(idx(&h), vec![1, 2, 0]);
+        assert_eq!(idx(&h), vec![0, 1, 2]);
         assert!(top_k(&[], 4).is_empty());
         assert!(top_k(&[1, 2], 0).is_empty());
     }
 
     #[test]
-    fn extreme_scores_sort_correctly() {
-        let h = top_k(&[i32::MIN, i32::MAX, 0], 3);
-        assert_eq!(idx(&h), vec![1, 2, 0]);
+    fn extreme_scores_rank_correctly() {
+        let h = top_k(&[i32::MIN, i32::MAX, 0], 2);
+        assert_eq!(idx(&h), vec![1, 2]);
     }
 }
