@@ -247,18 +247,16 @@ impl CycleModel {
         match self.strategy {
             // The queues settle, then the merge tree emits one result per cycle.
             TopKStrategy::Systolic => start + k + DONE_OVERHEAD,
-            // `digits` threshold passes over the n/lanes buffer words (5 cycles of pipeline
-            // and one decision each), an emit pass (4 cycles per word + one per kept score),
-            // `digits` sort passes (k + 5 each), then the results stream out (k + 2).
+            // Digit 0 is counted while the scores arrive (6 cycles to settle and decide);
+            // `digits - 1` threshold passes over the n/lanes buffer words (5 cycles of
+            // pipeline and one decision each); then the emit pass, whose reads and one-per-cycle
+            // results overlap: about max(words, k) plus 12 cycles of pipeline. The emit pass is
+            // data dependent: it stops reading after the last kept score, and a run of kept
+            // scores in few words (scores rising with the index) costs up to words + k.
             TopKStrategy::Select => {
                 let digits = u64::from(self.radix_digits);
                 let words = self.scan(n);
-                start
-                    + digits * (words + 6)
-                    + (4 * words + k + 1)
-                    + digits * (k + 5)
-                    + (k + 2)
-                    + DONE_OVERHEAD
+                start + 6 + (digits - 1) * (words + 6) + words.max(k) + 9 + DONE_OVERHEAD
             }
         }
     }

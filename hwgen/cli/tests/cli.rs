@@ -89,9 +89,9 @@ fn check_and_report_project_throughput_from_the_query_interval() {
             (row[7] - want / (lanes * mhz)).abs() <= 0.0005 + 1e-9,
             "{out}"
         );
-        // The default `select` drains for many times its scan (issue 13): the engine is far
-        // from the lanes x clock a scan-only projection claims.
-        assert!(row[8] < 0.1 * lanes * mhz, "{out}");
+        // The default `select` still spends several scans on threshold passes after the scan:
+        // the engine is far from the lanes x clock a scan-only projection claims.
+        assert!(row[8] < 0.5 * lanes * mhz, "{out}");
         assert!(row[6] > 0.99, "scan efficiency:\n{out}");
     }
     assert!(

@@ -3,14 +3,15 @@
 // units: macs=32 lanes=42 topk=select k_max=8192 | engine: max_tokens=131072 beat_bits=512 | target: u55c @ 250 MHz
 // widths: acc=22 lut=16 score=17 shift=3 index=17 count=18 k=14
 // topk_select: exact top-k for large k by threshold selection (docs/design.md section 5).
-//   scan    : the LANES scores of every cycle are written to an on-chip score buffer.
-//   select  : 5 pass(es) over the buffer find T, the count-th largest score, 4 bit(s) per
-//             pass: 2^R-1 candidate thresholds per lane are counted in parallel.
-//   emit    : one pass collects every score > T and the first (count - #(> T)) scores == T
-//             in index order (so ties keep the smaller index) into a sort buffer.
-//   sort    : a stable LSD radix sort (5 pass(es) of 4 bit(s)) puts them in descending
-//             score order; the start of every bin of every digit is counted while collecting.
-//   output  : the sorted results stream out, one per cycle.
+//   scan    : the LANES scores of every cycle are written to an on-chip score buffer, and
+//             counted against the 2^R-1 candidates of T's first digit as they arrive.
+//   select  : 4 more pass(es) over the buffer find the other digits of T, the count-th
+//             largest score, 4 bit(s) per pass: 2^R-1 candidate thresholds per lane counted in parallel.
+//   emit    : one pass reads a word of LANES scores per cycle and keeps every score > T and the
+//             first (count - #(> T)) scores == T in index order (ties keep the smaller index);
+//             words with a kept score queue up, and a picker sends their kept scores out one
+//             per cycle, so the results leave in ascending token index without a sort. The
+//             pass stops reading once `count` scores are kept.
 // Scores are compared as keys: sign bit flipped (unsigned order), padded to DIGITS*R bits.
 `default_nettype none
 
@@ -33,7 +34,7 @@ module topk_select (
     localparam LANES  = 42;
     localparam SW     = 17;     // score (signed)
     localparam IDX    = 17;     // token index
-    localparam KW     = 14;     // k
+    localparam KW     = 14;     // k (up to k_max = 8192)
     localparam CNT    = 18;     // token counts
     localparam CTR    = 18;     // read counters (room for one word past max_tokens)
     localparam R      = 4;      // bits per digit
@@ -42,26 +43,19 @@ module topk_select (
     localparam BINS   = 16;     // 2^R
     localparam WORDS  = 3121;   // score buffer words of LANES scores
     localparam WW     = 12;     // word address
-    localparam ITEM   = KEYW + IDX; // sort buffer entry: {key, index}
-    localparam SLOTS  = 8192;     // sort buffer entries per bank: k_max = 8192, rounded up to a power of two
     localparam LW     = 6;      // lanes counter
+    localparam RKW    = 14;     // tie rank within a word: up to max(k_max, LANES)
+    localparam QD     = 4;      // emit queue: words with kept scores waiting for the picker
 
     localparam [CTR-1:0] LANES_C = 18'd42;
 
-    localparam [2:0] P_IDLE   = 3'd0,
-                     P_START  = 3'd6,   // the query's count and token total are registered
-                     P_SELECT = 3'd1,   // count keys against candidate thresholds
-                     P_DECIDE = 3'd2,   // one more digit of T
-                     P_EMIT   = 3'd3,   // collect the top set
-                     P_SORT   = 3'd4,   // radix sort passes
-                     P_OUTPUT = 3'd5;   // stream results
-    localparam [1:0] E_READ   = 2'd0,   // read the next word (or finish)
-                     E_WAIT   = 2'd1,   // the word is on its way through the read registers
-                     E_LATCH  = 2'd2,   // keep the lanes at or above T
-                     E_PICK   = 2'd3;   // one lane per cycle
+    localparam [2:0] P_IDLE   = 3'd0,   // scores arrive; digit 0 is counted
+                     P_START  = 3'd1,   // the query's count and token total are registered
+                     P_SELECT = 3'd2,   // count keys against candidate thresholds
+                     P_DECIDE = 3'd3,   // one more digit of T
+                     P_EMIT   = 3'd4;   // keep the top set and send it out
 
     reg  [2:0]                phase_q;
-    reg  [1:0]                emit_q;
     reg  [KW-1:0]             count_q;
 
     // Score (signed) -> key (unsigned order, padded at the bottom).
@@ -69,22 +63,6 @@ module topk_select (
         input [SW-1:0] s;
         begin
             key_of = { ~s[SW-1], s[SW-2:0], 3'd0 };
-        end
-    endfunction
-
-    // Sort bin of a key for a digit (0 = least significant): the complement of the digit, so
-    // that larger scores come first.
-    // Written as a mux over constant slices: a variable part-select of a wide vector can reach
-    // synthesis as a shifter with a multiplied index (whole multipliers on ECP5).
-    function [R-1:0] bin_of;
-        input [KEYW-1:0] key;
-        input [2:0] digit;
-        integer d;
-        begin
-            bin_of = ~key[R-1:0];
-            for (d = 1; d < DIGITS; d = d + 1) begin
-                if (digit == d[2:0]) bin_of = ~key[R*d +: R];
-            end
         end
     endfunction
 
@@ -119,6 +97,16 @@ module topk_select (
     end
     wire [713:0]             unused_in_index = in_index;  // indices follow from buffer positions
 
+    // Arriving scores, registered on their way to the digit-0 count (they also go to the buffer).
+    reg  [LANES*SW-1:0]       in_data_q;
+    reg  [LANES-1:0]          in_mask_q;
+    reg                       in_v_q;
+    always @(posedge clk) begin
+        in_data_q <= in_score;
+        in_mask_q <= in_valid;
+        in_v_q    <= !(rst || clear) && (|in_valid);
+    end
+
     // ---------------------------------------------------------------- buffer reads
     // Block RAM outputs go straight into registers (no logic behind them): an ECP5 DP16KD
     // without its output register needs ~6 ns from clock to data.
@@ -126,7 +114,7 @@ module topk_select (
     reg  [WW-1:0]             rd_word_q;
     reg  [CTR-1:0]            rd_left_q;      // tokens from word rd_word_q on
     reg  [CTR-1:0]            rd_next_base_q; // first token of word rd_word_q
-    reg  [CTR-1:0]            rd_base_q;      // first token of the word in flight (emit)
+    reg  [CTR-1:0]            base1_q, base2_q;
     reg  [LANES*SW-1:0]       rd_data_q;
     reg  [LANES-1:0]          mask1_q;
     reg                       v1_q;
@@ -150,9 +138,12 @@ module topk_select (
         data2_q   <= rd_data_q;
         mask1_q   <= word_mask;
         mask2_q   <= mask1_q;
+        base1_q   <= rd_next_base_q;
+        base2_q   <= base1_q;
     end
 
     // ---------------------------------------------------------------- select: find T
+    // Source: the arriving scores (digit 0) or a buffer word (later digits).
     //   s3: ge_q (every lane against every candidate)  ->  s4: hits_q  ->  s5: cand_count_q
     reg  [2:0]               digit_q;        // pass number, most significant digit first
     reg  [KEYW-1:0]           prefix_q;       // digits of T found so far
@@ -166,6 +157,9 @@ module topk_select (
     reg  [BINS*KEYW-1:0]      cand_all;
     reg  [BINS*LW-1:0]        hits_all;
     reg  [LW-1:0]             hits;
+    wire                      pass_word = v2_q && (phase_q == P_SELECT);
+    wire [LANES*SW-1:0]       src_data  = in_v_q ? in_data_q : data2_q;
+    wire [LANES-1:0]          src_mask  = in_v_q ? in_mask_q : (pass_word ? mask2_q : {LANES{1'b0}});
     integer vc, lc, dc;
 
     // The candidates of this pass; registered, as prefix_q and digit_q only change between passes.
@@ -190,7 +184,7 @@ module topk_select (
         hits_q <= hits_all;
         for (vc = 0; vc < BINS; vc = vc + 1) begin
             for (lc = 0; lc < LANES; lc = lc + 1) begin
-                ge_q[vc*LANES + lc] <= mask2_q[lc] && (key_of(data2_q[lc*SW +: SW]) >= cand_q[vc*KEYW +: KEYW]);
+                ge_q[vc*LANES + lc] <= src_mask[lc] && (key_of(src_data[lc*SW +: SW]) >= cand_q[vc*KEYW +: KEYW]);
             end
         end
     end
@@ -217,146 +211,94 @@ module topk_select (
         end
     end
 
-    // ---------------------------------------------------------------- emit: collect the top set
-    // A word is read, waits two cycles for its registered data, is latched (lanes at or above
-    // T and above T), then one lane is looked at per cycle; a taken lane is written one cycle
-    // later (w_*), together with the sort's bin starts.
+    // ---------------------------------------------------------------- emit: keep the top set
+    // At s2 a word's lanes are compared with T; ties are ranked by lane (a prefix count), so
+    // the first ties_left of them are kept. A word with a kept lane joins the queue. Reads are
+    // issued only while the queue has room for every word in flight.
     reg  [KEYW-1:0]           thresh_q;       // key of T
-    reg  [KW-1:0]             ties_left_q;    // keys == T still to take
-    reg  [LANES-1:0]          pick_q;         // lanes of the latched word still to look at
-    reg  [LANES-1:0]          gt_q;           // lanes of the latched word above T
-    reg  [LANES*SW-1:0]       pick_data_q;
-    reg  [CTR-1:0]            pick_base_q;
-    reg  [LANES-1:0]          at_or_above;
-    reg  [LANES-1:0]          above_t;
+    reg  [KW-1:0]             ties_left_q;    // keys == T still to keep
+    reg  [KW-1:0]             kept_q;         // scores kept so far
+    reg  [LANES-1:0]          gt_l;
+    reg  [LANES-1:0]          eq_l;
+    reg  [LANES-1:0]          keep_l;
+    reg  [RKW-1:0]            eq_rank;
+    reg  [KW-1:0]             kept_word;     // <= count: the pass never keeps more
+    wire [RKW-1:0]            ties_left_ext = ties_left_q;
+    integer le;
+    always @* begin
+        eq_rank   = {KW{1'b0}};
+        kept_word = {KW{1'b0}};
+        for (le = 0; le < LANES; le = le + 1) begin
+            gt_l[le]   = mask2_q[le] && (key_of(data2_q[le*SW +: SW]) > thresh_q);
+            eq_l[le]   = mask2_q[le] && (key_of(data2_q[le*SW +: SW]) == thresh_q);
+            keep_l[le] = gt_l[le] || (eq_l[le] && (eq_rank < ties_left_ext));
+            eq_rank    = eq_rank + { 13'd0, eq_l[le] };
+            kept_word  = kept_word + { 13'd0, keep_l[le] };
+        end
+    end
+    wire                      emit_word = v2_q && (phase_q == P_EMIT);
+    wire [KW-1:0]             ties_kept = (eq_rank < ties_left_ext) ? eq_rank[KW-1:0] : ties_left_q;
+    wire                      push      = emit_word && (|keep_l);
+
+    reg  [LANES-1:0]          q_mask [0:QD-1];
+    reg  [LANES*SW-1:0]       q_data [0:QD-1];
+    reg  [CTR-1:0]            q_base [0:QD-1];
+    reg  [1:0]                q_wr_q, q_rd_q;
+    reg  [2:0]                q_used_q;       // words in the queue
+    wire                      q_empty = (q_used_q == 3'd0);
+    wire [2:0]                in_flight = { 2'd0, v1_q } + { 2'd0, v2_q };
+    wire                      q_room = (q_used_q + in_flight) < 3'd4;   // room for this read too
+
+    // Picker: the lowest kept lane of the queue's head word.
+    wire [LANES-1:0]          head_mask = q_mask[q_rd_q];
+    wire [LANES*SW-1:0]       head_data = q_data[q_rd_q];
+    wire [CTR-1:0]            head_base = q_base[q_rd_q];
     reg  [LANES-1:0]          pick_onehot;
     reg  [5:0]               pick_lane;
     reg  [SW-1:0]             pick_score;
-    reg                       pick_gt;
-    reg                       pick_any;
-    integer la, lq;
+    integer lq;
     always @* begin
-        for (la = 0; la < LANES; la = la + 1) begin
-            at_or_above[la] = mask2_q[la] && (key_of(data2_q[la*SW +: SW]) >= thresh_q);
-            above_t[la]     = mask2_q[la] && (key_of(data2_q[la*SW +: SW]) > thresh_q);
-        end
         pick_onehot = {LANES{1'b0}};
         pick_lane   = 6'd0;
-        pick_score  = pick_data_q[SW-1:0];
-        pick_gt     = gt_q[0];
-        pick_any    = 1'b0;
+        pick_score  = head_data[SW-1:0];
         for (lq = LANES - 1; lq >= 0; lq = lq - 1) begin
-            if (pick_q[lq]) begin
-                pick_onehot = {LANES{1'b0}};
+            if (head_mask[lq]) begin
+                pick_onehot     = {LANES{1'b0}};
                 pick_onehot[lq] = 1'b1;
-                pick_lane  = lq[5:0];
-                pick_score = pick_data_q[lq*SW +: SW];
-                pick_gt    = gt_q[lq];
-                pick_any   = 1'b1;
+                pick_lane       = lq[5:0];
+                pick_score      = head_data[lq*SW +: SW];
             end
         end
     end
-    wire                      pick_take  = (phase_q == P_EMIT) && (emit_q == E_PICK) && pick_any
-                                           && (pick_gt || (ties_left_q != {KW{1'b0}}));
-    wire [CTR-1:0]            pick_token = pick_base_q + { 12'd0, pick_lane };
+    wire [CTR-1:0]            pick_token = head_base + { 12'd0, pick_lane };
     wire                      unused_pick_token_high = ^pick_token[CTR-1:IDX];  // tokens < max_tokens
-    reg                       w_take_q;
-    reg  [ITEM-1:0]           w_item_q;
-    wire [KEYW-1:0]           w_key = w_item_q[ITEM-1:IDX];
+    wire                      head_done  = ((head_mask & ~pick_onehot) == {LANES{1'b0}});
 
-    // ---------------------------------------------------------------- sort buffer
-    // One RAM of two banks: the emit pass fills bank 0; each sort pass reads one bank and
-    // scatters into the other.
-    //   issue: rd_ptr_q  ->  s1: sb_q (RAM)  ->  s2: item2_q  ->  s3: item3_q, bin_onehot_q  ->  write
-    reg  [ITEM-1:0]           sbuf [0:2*SLOTS-1];
-    reg                       src_b_q;        // the items to read live in bank 1
-    reg  [KW-1:0]             wr_ptr_q;
-    reg  [KW-1:0]             rd_ptr_q;
-    reg  [ITEM-1:0]           sb_q;
-    reg  [ITEM-1:0]           item2_q;
-    reg  [ITEM-1:0]           item3_q;
-    reg  [BINS-1:0]           bin_onehot_q;
-    reg                       sv1_q, sv2_q, sv3_q;
-    reg  [DIGITS*BINS*KW-1:0] start_q;        // per digit, per bin: items in smaller bins
-    reg  [BINS*KW-1:0]        offset_q;       // next scatter position of each bin
-    reg  [2:0]               sort_digit_q;   // 0 = least significant
-    reg                       sort_loaded_q;  // offsets of this pass are loaded
-    wire                      sort_issue = (phase_q == P_SORT) && sort_loaded_q && (rd_ptr_q != count_q);
-    wire                      sort_busy  = sv1_q || sv2_q || sv3_q;
-    wire [R-1:0]              item2_bin  = bin_of(item2_q[ITEM-1:IDX], sort_digit_q);
-    reg  [KW-1:0]             rd_offset;
-    integer bo;
-    always @* begin
-        rd_offset = {KW{1'b0}};
-        for (bo = 0; bo < BINS; bo = bo + 1) begin
-            rd_offset = rd_offset | (offset_q[bo*KW +: KW] & {KW{bin_onehot_q[bo]}});
-        end
-    end
-
-    // Output: the register behind the RAM loads when the consumer has room.
+    // Output register: loads a pick when it is free or being taken.
     reg                       out_valid_q;
     reg                       out_last_q;
-    reg  [ITEM-1:0]           out_item_q;
-    reg                       out_primed_q;   // sb_q holds item rd_ptr_q
-    wire                      out_load  = (phase_q == P_OUTPUT) && out_primed_q && (rd_ptr_q != count_q)
-                                          && (!out_valid_q || res_ready);
-    wire                      out_fire  = res_valid && res_ready;
+    reg  [IDX-1:0]            out_index_q;
+    reg  [SW-1:0]             out_score_q;
+    reg  [KW-1:0]             sent_q;         // results loaded into the output register
+    wire                      out_fire = res_valid && res_ready;
+    wire                      pick     = (phase_q == P_EMIT) && !q_empty && (!out_valid_q || res_ready);
+    wire                      pop      = pick && head_done;
 
-    // Read and write ports. Addresses: pointers run to count (KW bits), slots stop at KMAX - 1.
-    // Output looks one item ahead so that sb_q is always item rd_ptr_q; the sort reads rd_ptr_q.
-    wire [KW-1:0]             rd_ptr_inc = rd_ptr_q + 14'd1;
-    wire [KW-1:0]             rd_addr   = out_load ? rd_ptr_inc : rd_ptr_q;
-    wire [12:0]               rd_slot   = rd_addr[12:0];
-    wire [12:0]               wr_slot   = wr_ptr_q[12:0];
-    wire [12:0]               sort_slot = rd_offset[12:0];
-    wire                      unused_ptr_high = wr_ptr_q[KW-1] ^ rd_addr[KW-1] ^ rd_offset[KW-1];
-    wire                      sb_we    = w_take_q || sv3_q;
-    wire [13:0]               sb_waddr = w_take_q ? { 1'b0, wr_slot } : { !src_b_q, sort_slot };
-    wire [ITEM-1:0]           sb_wdata = w_take_q ? w_item_q : item3_q;
-
-    always @(posedge clk) begin
-        if (sb_we) sbuf[sb_waddr] <= sb_wdata;
-        sb_q <= sbuf[{ src_b_q, rd_slot }];
-    end
-
-    always @(posedge clk) begin
-        item2_q      <= sb_q;
-        item3_q      <= item2_q;
-        bin_onehot_q <= 16'd1 << item2_bin;
-    end
-
-    // Start offsets of the digit about to be sorted. They are exclusive prefix sums of its
-    // histogram, kept up to date while collecting, so no adder chain sits in front of a pass.
-    reg  [BINS*KW-1:0]        digit_starts;
-    integer bn;
-    always @* begin
-        digit_starts = start_q[BINS*KW-1:0];
-        for (bn = 1; bn < DIGITS; bn = bn + 1) begin
-            if (sort_digit_q == bn[2:0]) digit_starts = start_q[bn*BINS*KW +: BINS*KW];
-        end
-    end
-
-    // ---------------------------------------------------------------- output
-    wire [KEYW-1:0]           out_key = out_item_q[ITEM-1:IDX];
-    assign res_valid = (phase_q == P_OUTPUT) && out_valid_q;
-    assign res_index = out_item_q[IDX-1:0];
-    assign res_score = { ~out_key[KEYW-1], out_key[KEYW-2:KEYW-SW] };
-    wire                      unused_out_pad = ^out_key[2:0];
+    assign res_valid = out_valid_q;
+    assign res_index = out_index_q;
+    assign res_score = out_score_q;
     assign res_last  = out_last_q;
 
     // ---------------------------------------------------------------- control
-    assign rd_issue = rd_more && ((phase_q == P_SELECT) || ((phase_q == P_EMIT) && (emit_q == E_READ)));
-    integer vh, bh;
+    assign rd_issue = rd_more && ((phase_q == P_SELECT)
+                                  || ((phase_q == P_EMIT) && q_room && (kept_q != count_q)));
+    integer vh;
     always @(posedge clk) begin
-        done     <= 1'b0;
-        w_take_q <= 1'b0;
-        v1_q     <= rd_issue;
-        v2_q     <= v1_q;
-        v3_q     <= v2_q && (phase_q == P_SELECT);
-        v4_q     <= v3_q;
-        sv1_q    <= sort_issue;
-        sv2_q    <= sv1_q;
-        sv3_q    <= sv2_q;
+        done       <= 1'b0;
+        v1_q       <= rd_issue;
+        v2_q       <= v1_q;
+        v3_q       <= in_v_q || pass_word;
+        v4_q       <= v3_q;
         if (rd_issue) begin
             rd_word_q      <= rd_word_q + 12'd1;
             rd_next_base_q <= rd_next_base_q + LANES_C;
@@ -368,36 +310,49 @@ module topk_select (
                 cand_count_q[vh*CNT +: CNT] <= cand_count_q[vh*CNT +: CNT] + { 12'd0, hits_q[vh*LW +: LW] };
             end
         end
-        if (w_take_q) begin
-            wr_ptr_q <= wr_ptr_q + 14'd1;
-            for (vh = 0; vh < DIGITS; vh = vh + 1) begin
-                for (bh = 0; bh < BINS; bh = bh + 1) begin
-                    // An item in bin c moves the start of every bin after c.
-                    if (bin_of(w_key, vh[2:0]) < bh[R-1:0]) begin
-                        start_q[(vh*BINS + bh)*KW +: KW] <= start_q[(vh*BINS + bh)*KW +: KW] + 14'd1;
-                    end
-                end
-            end
+        if (emit_word) begin
+            ties_left_q <= ties_left_q - ties_kept;
+            kept_q      <= kept_q + kept_word;
         end
-        if (sv3_q) begin
-            for (bh = 0; bh < BINS; bh = bh + 1) begin
-                if (bin_onehot_q[bh]) offset_q[bh*KW +: KW] <= rd_offset + 14'd1;
-            end
+        if (push) begin
+            q_mask[q_wr_q] <= keep_l;
+            q_data[q_wr_q] <= data2_q;
+            q_base[q_wr_q] <= base2_q;
+            q_wr_q         <= q_wr_q + 2'd1;
         end
-        if (sort_issue || out_load) rd_ptr_q <= rd_ptr_inc;
-        if (rst || clear) begin
-            phase_q     <= P_IDLE;
-            v1_q        <= 1'b0;
-            v2_q        <= 1'b0;
-            v3_q        <= 1'b0;
-            v4_q        <= 1'b0;
-            sv1_q       <= 1'b0;
-            sv2_q       <= 1'b0;
-            sv3_q       <= 1'b0;
-            w_take_q    <= 1'b0;
+        if (pick && !head_done) q_mask[q_rd_q] <= head_mask & ~pick_onehot;
+        if (pop) q_rd_q <= q_rd_q + 2'd1;
+        q_used_q <= q_used_q + { 2'd0, push } - { 2'd0, pop };
+        if (pick) begin
+            out_valid_q <= 1'b1;
+            out_index_q <= pick_token[IDX-1:0];
+            out_score_q <= pick_score;
+            out_last_q  <= (sent_q == count_q - 14'd1);
+            sent_q      <= sent_q + 14'd1;
+        end else if (out_fire) begin
             out_valid_q <= 1'b0;
-            rd_left_q   <= {CTR{1'b0}};
-            rd_more_q   <= 1'b0;
+        end
+        if (out_fire && out_last_q) begin
+            done        <= 1'b1;
+            phase_q     <= P_IDLE;
+        end
+        if (rst || clear) begin
+            phase_q      <= P_IDLE;
+            v1_q         <= 1'b0;
+            v2_q         <= 1'b0;
+            v3_q         <= 1'b0;
+            v4_q         <= 1'b0;
+            out_valid_q  <= 1'b0;
+            rd_left_q    <= {CTR{1'b0}};
+            rd_more_q    <= 1'b0;
+            q_wr_q       <= 2'd0;
+            q_rd_q       <= 2'd0;
+            q_used_q     <= 3'd0;
+            // Digit 0 is counted while the scores arrive.
+            digit_q      <= 3'd0;
+            prefix_q     <= {KEYW{1'b0}};
+            above_q      <= {CNT{1'b0}};
+            cand_count_q <= {(BINS*CNT){1'b0}};
         end else begin
             case (phase_q)
                 P_IDLE: if (flush) begin
@@ -411,18 +366,10 @@ module topk_select (
                         done    <= 1'b1;
                         phase_q <= P_IDLE;
                     end else begin
-                        phase_q        <= P_SELECT;
-                        digit_q        <= 3'd0;
-                        prefix_q       <= {KEYW{1'b0}};
-                        above_q        <= {CNT{1'b0}};
-                        cand_count_q   <= {(BINS*CNT){1'b0}};
-                        rd_word_q      <= {WW{1'b0}};
-                        rd_left_q      <= n_q;
-                        rd_more_q      <= (n_q != {CNT{1'b0}});
-                        rd_next_base_q <= {CTR{1'b0}};
+                        phase_q <= P_SELECT;   // digit 0: wait for the count pipeline
                     end
                 end
-                P_SELECT: if (!rd_more && !v1_q && !v2_q && !v3_q && !v4_q) begin
+                P_SELECT: if (!rd_more && !v1_q && !v2_q && !in_v_q && !v3_q && !v4_q) begin
                     // Pass complete: which candidates keep count keys at or above them.
                     for (vh = 1; vh < BINS; vh = vh + 1) begin
                         ok_q[vh] <= cand_count_q[vh*CNT +: CNT] >= count_ext;
@@ -431,7 +378,7 @@ module topk_select (
                     phase_q <= P_DECIDE;
                 end
                 P_DECIDE: begin
-                    // One more digit of T.
+                    // One more digit of T; every pass (and the emit pass) reads from word 0.
                     prefix_q       <= prefix_next;
                     above_q        <= best_above;
                     cand_count_q   <= {(BINS*CNT){1'b0}};
@@ -442,77 +389,15 @@ module topk_select (
                     if (digit_q == 3'd4) begin
                         thresh_q    <= prefix_next;
                         ties_left_q <= count_q - best_above[KW-1:0];
-                        wr_ptr_q    <= {KW{1'b0}};
-                        start_q     <= {(DIGITS*BINS*KW){1'b0}};
-                        emit_q      <= E_READ;
+                        kept_q      <= {KW{1'b0}};
+                        sent_q      <= {KW{1'b0}};
                         phase_q     <= P_EMIT;
                     end else begin
                         digit_q <= digit_q + 3'd1;
                         phase_q <= P_SELECT;
                     end
                 end
-                P_EMIT: case (emit_q)
-                    E_READ: if (rd_more) begin
-                        rd_base_q <= rd_next_base_q;
-                        emit_q    <= E_WAIT;
-                    end else begin
-                        sort_digit_q  <= 3'd0;
-                        sort_loaded_q <= 1'b0;
-                        src_b_q       <= 1'b0;
-                        phase_q       <= P_SORT;
-                    end
-                    E_WAIT: emit_q <= E_LATCH;   // the word reaches data2_q next cycle
-                    E_LATCH: begin
-                        pick_q      <= at_or_above;
-                        gt_q        <= above_t;
-                        pick_data_q <= data2_q;
-                        pick_base_q <= rd_base_q;
-                        emit_q      <= E_PICK;
-                    end
-                    default: if (pick_any) begin
-                        pick_q   <= pick_q & ~pick_onehot;
-                        w_take_q <= pick_take;
-                        w_item_q <= { key_of(pick_score), pick_token[IDX-1:0] };
-                        if (pick_take && !pick_gt) ties_left_q <= ties_left_q - 14'd1;
-                    end else begin
-                        emit_q <= E_READ;
-                    end
-                endcase
-                P_SORT: begin
-                    if (!sort_loaded_q) begin
-                        // Start a pass.
-                        offset_q      <= digit_starts;
-                        sort_loaded_q <= 1'b1;
-                        rd_ptr_q      <= {KW{1'b0}};
-                    end else if (!sort_issue && !sort_busy) begin
-                        // Pass done: the scattered copy becomes the source.
-                        src_b_q       <= !src_b_q;
-                        sort_loaded_q <= 1'b0;
-                        if (sort_digit_q == 3'd4) begin
-                            rd_ptr_q     <= {KW{1'b0}};
-                            out_valid_q  <= 1'b0;
-                            out_primed_q <= 1'b0;
-                            phase_q      <= P_OUTPUT;
-                        end else begin
-                            sort_digit_q <= sort_digit_q + 3'd1;
-                        end
-                    end
-                end
-                P_OUTPUT: begin
-                    out_primed_q <= 1'b1;   // from the second cycle on, sb_q is item rd_ptr_q
-                    if (out_load) begin
-                        out_item_q  <= sb_q;
-                        out_valid_q <= 1'b1;
-                        out_last_q  <= (rd_ptr_q == count_q - 14'd1);
-                    end else if (out_fire) begin
-                        out_valid_q <= 1'b0;
-                    end
-                    if (out_fire && out_last_q) begin
-                        phase_q <= P_IDLE;
-                        done    <= 1'b1;
-                    end
-                end
-                default: phase_q <= P_IDLE;
+                default: ;   // P_EMIT: ends with the last result (above)
             endcase
         end
     end

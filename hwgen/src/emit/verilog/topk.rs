@@ -62,7 +62,6 @@ pub struct TopKSelectV {
     score_bits: u32,
     index_w: u32,
     k_w: u32,
-    addr_w: u32,
     count_w: u32,
     ctr_w: u32,
     radix_bits: u32,
@@ -70,16 +69,15 @@ pub struct TopKSelectV {
     bins: u32,
     words: u32,
     word_w: u32,
-    key_pad: u32,
     digit_w: u32,
     lane_w: u32,
     key_of_expr: String,
-    score_of_key_expr: String,
     pick_lane_ext: String,
     n_q_ext: String,
     count_ext_expr: String,
-    slots: u32,
     lw: u32,
+    rank_w: u32,
+    ties_left_ext: String,
     hits_ext: String,
 }
 
@@ -103,6 +101,8 @@ impl TopKSelectV {
         // Lanes at or above a candidate in one word: at most min(lanes, max_tokens), so the
         // count's width suffices when the engine holds fewer tokens than a word has lanes.
         let lw = unsigned_bits(u64::from(lanes)).min(w.count_bits);
+        // Ties in one word are ranked up to the lane count, and compared with up to k_max.
+        let rank_w = w.k_bits.max(unsigned_bits(u64::from(lanes)));
         let key_of_expr = if key_pad > 0 {
             format!("{{ ~s[SW-1], s[SW-2:0], {key_pad}'d0 }}")
         } else {
@@ -115,7 +115,6 @@ impl TopKSelectV {
             score_bits: w.score_bits,
             index_w: w.index_bits,
             k_w: w.k_bits,
-            addr_w: unsigned_bits(u64::from(c.topk.k_max - 1)),
             count_w: w.count_bits,
             ctr_w,
             radix_bits: r,
@@ -123,16 +122,15 @@ impl TopKSelectV {
             bins: 1 << r,
             words,
             word_w: unsigned_bits(u64::from(words - 1)),
-            key_pad,
             digit_w,
             lane_w,
             key_of_expr,
-            score_of_key_expr: "{ ~out_key[KEYW-1], out_key[KEYW-2:KEYW-SW] }".to_string(),
             pick_lane_ext: zext("pick_lane", lane_w, ctr_w),
             n_q_ext: zext("n_q", w.count_bits, ctr_w),
             count_ext_expr: zext("count_q", w.k_bits, w.count_bits),
-            slots: 1 << unsigned_bits(u64::from(c.topk.k_max - 1)),
             lw,
+            rank_w,
+            ties_left_ext: zext("ties_left_q", w.k_bits, rank_w),
             hits_ext: zext("hits_q[vh*LW +: LW]", lw, w.count_bits),
         }
     }
