@@ -5,17 +5,17 @@
 //!
 //! - Joint path (M*b <= [`JOINT_TABLE_BITS`], the PQCache shape M = 2, b = 6): a token's
 //!   score depends only on its whole code field x, so the search never scores tokens. One
-//!   pass counts the tokens of each x (a 4,096-bin histogram in L1); the k-th score and how
-//!   many tokens equal to it are taken come from the codes alone (a radix select weighted by
-//!   the counts); each distinct score at or above it gets a bucket of the output, placed by
-//!   the counts; a second pass in index order writes each selected token straight into its
-//!   bucket. The output is then in result order without a sort: buckets go by score
-//!   descending, and within one the pass keeps index order, which is the tie rule.
+//!   pass counts the tokens of each x (a 4,096-bin histogram in L1); the k-th score T and
+//!   how many tokens equal to it are taken come from the codes alone (a radix select
+//!   weighted by the counts); a second pass in index order collects the tokens whose code
+//!   scores at or above T, and a last one over those writes every token above T and the
+//!   first of those at T (the tie rule) into the output. The output is then in ascending
+//!   token index without a sort.
 //! - General path: the M codes are scored a group at a time (several codes of b <= 4 bits
 //!   share one table of their summed entries, so M = 32, b = 4 is 16 lookups), the score's
 //!   high-digit histogram is filled in the same pass, a radix select finds the k-th score,
-//!   and the survivors (collected in index order) are put in result order by a stable radix
-//!   sort.
+//!   and one pass in index order over the tokens that can reach it keeps the same hits, in
+//!   ascending token index.
 //!
 //! Token fields are read by an unrolled reader for the common 512-bit beats (constant
 //! shifts, no generic bit reader in the loop). Heads of a layer call run in parallel
@@ -179,7 +179,7 @@ macro_rules! with_reader {
     }};
 }
 
-/// The top-k of one checked search, in result order.
+/// The top-k of one checked search, in ascending token index.
 fn search_one(
     tables: &[i32],
     layout: &CodeLayout,
@@ -463,28 +463,73 @@ fn joint_top_k(
         let mean = (k * sampled) as f64 / n as f64;
         let want = ((mean * 1.1 + 4.0 * mean.sqrt()) as usize + 8).min(sampled);
         let guess = weighted_threshold(joint, &counts, want, digits);
-        let mut selected = [0u8; JOINT];
-        for (s, &score) in selected.iter_mut().zip(joint.iter()) {
-            *s = u8::from(digits.key(score) >= guess.key);
-        }
-        let kept = compact(rd, beats, n, &selected, n / 8);
+        let kept = compact(rd, beats, n, &at_or_above(joint, guess.key, digits), n / 8);
         if kept.len() >= k {
+            // Every token at or above the guess is kept, and at least k are: the top k
+            // are among them.
             let mut counts = [0u32; JOINT];
             for &(_, x) in &kept {
                 counts[usize::from(x) & (JOINT - 1)] += 1;
             }
-            return Buckets::new(joint, &counts, k, guess.key, digits).place(&kept);
+            let threshold = weighted_threshold(joint, &counts, k, digits);
+            return take(joint, &kept, k, threshold, digits);
         }
     }
     let (counts, _) = count_codes(rd, beats, n, 1);
-    let floor = weighted_threshold(joint, &counts, k, digits).key;
-    let buckets = Buckets::new(joint, &counts, k, floor, digits);
+    let threshold = weighted_threshold(joint, &counts, k, digits);
+    let selected = at_or_above(joint, threshold.key, digits);
     let expected = (0..JOINT)
-        .filter(|&x| buckets.selected[x] != 0)
+        .filter(|&x| selected[x] != 0)
         .map(|x| counts[x] as usize)
         .sum();
-    let kept = compact(rd, beats, n, &buckets.selected, expected);
-    buckets.place(&kept)
+    let kept = compact(rd, beats, n, &selected, expected);
+    take(joint, &kept, k, threshold, digits)
+}
+
+/// 1 for the codes whose score's key is at or above `floor`, 0 for the others.
+fn at_or_above(joint: &[i32; JOINT], floor: u32, digits: &Digits) -> [u8; JOINT] {
+    let mut selected = [0u8; JOINT];
+    for (s, &score) in selected.iter_mut().zip(joint.iter()) {
+        *s = u8::from(digits.key(score) >= floor);
+    }
+    selected
+}
+
+/// The top `k` in ascending token index, from `kept`: (index, code) in index order of
+/// every token at or above the k-th score `threshold` (tokens below it may be among them),
+/// which holds at least k tokens. Every token above the threshold is taken, and the first
+/// `threshold.take_equal` at it (the tie rule).
+fn take(
+    joint: &[i32; JOINT],
+    kept: &[(u32, u16)],
+    k: usize,
+    threshold: Threshold,
+    digits: &Digits,
+) -> Vec<Hit> {
+    // Per code: 2 above the threshold, 1 at it, 0 below.
+    let mut class = [0u8; JOINT];
+    for (c, &score) in class.iter_mut().zip(joint.iter()) {
+        let key = digits.key(score);
+        *c = u8::from(key >= threshold.key) + u8::from(key > threshold.key);
+    }
+    // Without a branch: every token is written at the next position, which only a taken
+    // one advances; exactly k are taken, so the last write goes to the slot past the k hits.
+    let mut hits = vec![Hit { index: 0, score: 0 }; k + 1];
+    let (mut len, mut ties) = (0, threshold.take_equal);
+    for &(index, x) in kept {
+        let x = usize::from(x) & (JOINT - 1);
+        let c = class[x];
+        let tie = (c == 1) & (ties != 0);
+        hits[len.min(k)] = Hit {
+            index,
+            score: joint[x],
+        };
+        len += usize::from((c == 2) | tie);
+        ties -= usize::from(tie);
+    }
+    debug_assert_eq!(len, k, "the threshold takes exactly k tokens");
+    hits.truncate(k);
+    hits
 }
 
 /// The k-th largest score (as a key) of the tokens counted per code in `counts`
@@ -531,106 +576,6 @@ fn compact(
     }
     out.truncate(len);
     out
-}
-
-/// The output of the joint path cut into one bucket per distinct score at or above the
-/// k-th, best first; the lowest (the threshold's) holds only the tokens taken at it.
-struct Buckets {
-    /// 1 for the codes scoring at or above the threshold.
-    selected: [u8; JOINT],
-    /// The bucket of each code; the codes below the threshold have the last one, a slot
-    /// past the k hits that takes whatever is written to it.
-    bucket_of: [u16; JOINT],
-    /// Per bucket: the next free position, the end, the score.
-    next: Vec<u32>,
-    end: Vec<u32>,
-    score: Vec<i32>,
-    /// Hits in all.
-    k: usize,
-}
-
-impl Buckets {
-    /// The buckets of the top `k` of tokens counted per code in `counts` (1 <= k <= their
-    /// total, which fits u32 like every token index), given a key `floor` that at least k
-    /// of them reach (the fewer codes above it, the less to sort).
-    fn new(
-        joint: &[i32; JOINT],
-        counts: &[u32; JOINT],
-        k: usize,
-        floor: u32,
-        digits: &Digits,
-    ) -> Self {
-        // (key, code) of the codes at or above the floor, collected without a branch per
-        // code, then best first.
-        let mut codes = vec![0u64; JOINT];
-        let mut len = 0;
-        for (x, (&score, &count)) in joint.iter().zip(counts).enumerate() {
-            let key = digits.key(score);
-            codes[len] = (u64::from(key) << JOINT_TABLE_BITS) | x as u64;
-            len += usize::from(count != 0 && key >= floor);
-        }
-        codes.truncate(len);
-        codes.sort_unstable_by(|a, b| b.cmp(a));
-        let mut this = Self {
-            selected: [0; JOINT],
-            bucket_of: [0; JOINT],
-            next: Vec::new(),
-            end: Vec::new(),
-            score: Vec::new(),
-            k,
-        };
-        let mut placed = 0;
-        for &c in &codes {
-            let x = (c as usize) & (JOINT - 1);
-            if this.score.last() != Some(&joint[x]) {
-                if placed as usize >= k {
-                    // The last bucket reached k: it holds the k-th score.
-                    break;
-                }
-                this.next.push(placed);
-                this.end.push(placed);
-                this.score.push(joint[x]);
-            }
-            placed += counts[x];
-            let last = this.end.len() - 1;
-            this.end[last] = placed;
-            this.selected[x] = 1;
-            this.bucket_of[x] = last as u16;
-        }
-        // The threshold's bucket ends at k: its next position stops there, on the slot.
-        if let Some(last) = this.end.last_mut() {
-            *last = k as u32;
-        }
-        let slot = this.end.len() as u16;
-        for (b, &s) in this.bucket_of.iter_mut().zip(&this.selected) {
-            if s == 0 {
-                *b = slot;
-            }
-        }
-        this.next.push(k as u32);
-        this.end.push(k as u32);
-        this.score.push(0);
-        this
-    }
-
-    /// The hits, in result order, from every token at or above the threshold given in
-    /// index order as (index, code) (tokens below it may be among them).
-    fn place(mut self, tokens: &[(u32, u16)]) -> Vec<Hit> {
-        // Without a branch: a token below the threshold, or one at it once the bucket is
-        // full, is written to the slot past the k hits.
-        let mut hits = vec![Hit { index: 0, score: 0 }; self.k + 1];
-        for &(index, x) in tokens {
-            let b = usize::from(self.bucket_of[usize::from(x) & (JOINT - 1)]);
-            let at = self.next[b];
-            hits[at as usize] = Hit {
-                index,
-                score: self.score[b],
-            };
-            self.next[b] = at + u32::from(at < self.end[b]);
-        }
-        hits.truncate(self.k);
-        hits
-    }
 }
 
 /// Codes of `b` bits summed per lookup in the general path: as many as fit a byte (tables
@@ -766,11 +711,12 @@ fn score_groups(
     }
 }
 
-/// The exact top-k of `scores`, each a `score_bits`-bit signed integer (<= 32), in result
-/// order (score descending, smaller index first on ties): the same hits as
-/// `kvpq_core::golden::topk::top_k`. A radix select over two digits of the score (small
-/// histograms: 512 and 256 bins for 17-bit scores) finds the k-th score; the survivors,
-/// collected in index order, are put in result order by a stable radix sort.
+/// The exact top-k of `scores`, each a `score_bits`-bit signed integer (<= 32), in
+/// ascending token index: the same hits as `kvpq_core::golden::topk::top_k`. A radix select
+/// over two digits of the score (small histograms: 512 and 256 bins for 17-bit scores)
+/// finds the k-th score and how many equal to it are taken; one pass in index order over
+/// the tokens that can reach it then keeps every score above it and the first of those
+/// equal to it.
 pub fn top_k_radix(scores: &[i32], k: usize, score_bits: u32) -> Vec<Hit> {
     if !(2..=32).contains(&score_bits) {
         return top_k(scores, k);
@@ -819,46 +765,7 @@ fn select(scores: &[i32], k: usize, digits: &Digits, high: &[u32]) -> Vec<Hit> {
             hits.push(Hit { index: i, score });
         }
     }
-    sort_stable_descending(hits, digits)
-}
-
-/// Sorts hits given in index order into result order: a stable LSD radix sort, 11 bits a
-/// pass, on each key's distance below the largest (packed above the index).
-fn sort_stable_descending(hits: Vec<Hit>, digits: &Digits) -> Vec<Hit> {
-    const DIGIT: u32 = 11;
-    let Some(top) = hits.iter().map(|h| digits.key(h.score)).max() else {
-        return hits;
-    };
-    let mut a: Vec<u64> = hits
-        .iter()
-        .map(|h| (u64::from(top - digits.key(h.score)) << 32) | u64::from(h.index))
-        .collect();
-    let range = a.iter().map(|v| v >> 32).max().unwrap_or(0);
-    let mut b = vec![0u64; a.len()];
-    let mut shift = 32;
-    while shift < 64 && range >> (shift - 32) != 0 {
-        let digit = |v: u64| ((v >> shift) & ((1 << DIGIT) - 1)) as usize;
-        let mut start = vec![0usize; (1 << DIGIT) + 1];
-        for &v in &a {
-            start[digit(v) + 1] += 1;
-        }
-        for d in 0..1 << DIGIT {
-            start[d + 1] += start[d];
-        }
-        for &v in &a {
-            let d = digit(v);
-            b[start[d]] = v;
-            start[d] += 1;
-        }
-        std::mem::swap(&mut a, &mut b);
-        shift += DIGIT;
-    }
-    a.iter()
-        .map(|&v| Hit {
-            index: v as u32,
-            score: digits.score(top - (v >> 32) as u32),
-        })
-        .collect()
+    hits
 }
 
 /// A score as an unsigned key in score order, split into a high and a low digit of about
@@ -897,12 +804,6 @@ impl Digits {
     #[inline(always)]
     fn key(&self, s: i32) -> u32 {
         (i64::from(s) + self.bias) as u32
-    }
-
-    /// The score of a key.
-    #[inline(always)]
-    fn score(&self, key: u32) -> i32 {
-        (i64::from(key) - self.bias) as i32
     }
 
     #[inline(always)]
