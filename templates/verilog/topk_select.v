@@ -29,7 +29,8 @@ module topk_select (
     localparam WW     = {{ word_w }};     // word address
     localparam LW     = {{ lw }};      // lanes counter
     localparam RKW    = {{ rank_w }};     // tie rank within a word: up to max(k_max, LANES)
-    localparam QD     = 4;      // emit queue: words with kept scores waiting for the picker
+    localparam QD     = 8;      // emit queue: words with kept scores waiting for the picker
+    localparam QW     = 3;      // log2(QD); the queue covers the 3 words in flight and a backlog
 
     localparam [CTR-1:0] LANES_C = {{ ctr_w }}'d{{ lanes }};
 
@@ -196,42 +197,65 @@ module topk_select (
     end
 
     // ---------------------------------------------------------------- emit: keep the top set
-    // At s2 a word's lanes are compared with T; ties are ranked by lane (a prefix count), so
-    // the first ties_left of them are kept. A word with a kept lane joins the queue. Reads are
-    // issued only while the queue has room for every word in flight.
+    // s3: a word's lanes are compared with T and its ties ranked by lane (prefix counts), all
+    // registered; s4: the first ties_left ties are kept, and a word with a kept lane joins the
+    // queue. Two stages: compare, rank and the ties_left update in one cycle missed 75 MHz on
+    // the ECP5. Reads are issued only while the queue has room for every word in flight.
     reg  [KEYW-1:0]           thresh_q;       // key of T
     reg  [KW-1:0]             ties_left_q;    // keys == T still to keep
     reg  [KW-1:0]             kept_q;         // scores kept so far
-    reg  [LANES-1:0]          gt_l;
-    reg  [LANES-1:0]          eq_l;
-    reg  [LANES-1:0]          keep_l;
-    reg  [RKW-1:0]            eq_rank;
-    reg  [KW-1:0]             kept_word;     // <= count: the pass never keeps more
-    wire [RKW-1:0]            ties_left_ext = {{ ties_left_ext }};
+    reg  [LANES-1:0]          gt3_q, eq3_q;
+    reg  [LANES*RKW-1:0]      rank3_q;        // [l]: ties in lanes below l
+    reg  [RKW-1:0]            eqn3_q;         // ties in the word
+    reg  [KW-1:0]             gtn3_q;         // lanes above T in the word (<= count)
+    reg  [LANES*SW-1:0]       data3_q;
+    reg  [CTR-1:0]            base3_q;
+    reg                       e3_q;           // s3 holds a word of the emit pass
+    reg  [LANES-1:0]          gt_l, eq_l;
+    reg  [LANES*RKW-1:0]      rank_l;
+    reg  [RKW-1:0]            eq_run;
+    reg  [KW-1:0]             gt_run;
     integer le;
     always @* begin
-        eq_rank   = {KW{1'b0}};
-        kept_word = {KW{1'b0}};
+        eq_run = {RKW{1'b0}};
+        gt_run = {KW{1'b0}};
         for (le = 0; le < LANES; le = le + 1) begin
-            gt_l[le]   = mask2_q[le] && (key_of(data2_q[le*SW +: SW]) > thresh_q);
-            eq_l[le]   = mask2_q[le] && (key_of(data2_q[le*SW +: SW]) == thresh_q);
-            keep_l[le] = gt_l[le] || (eq_l[le] && (eq_rank < ties_left_ext));
-            eq_rank    = eq_rank + {% if rank_w > 1 %}{ {{ rank_w - 1 }}'d0, eq_l[le] }{% else %}eq_l[le]{% endif %};
-            kept_word  = kept_word + {% if k_w > 1 %}{ {{ k_w - 1 }}'d0, keep_l[le] }{% else %}keep_l[le]{% endif %};
+            gt_l[le] = mask2_q[le] && (key_of(data2_q[le*SW +: SW]) > thresh_q);
+            eq_l[le] = mask2_q[le] && (key_of(data2_q[le*SW +: SW]) == thresh_q);
+            rank_l[le*RKW +: RKW] = eq_run;
+            eq_run = eq_run + {% if rank_w > 1 %}{ {{ rank_w - 1 }}'d0, eq_l[le] }{% else %}eq_l[le]{% endif %};
+            gt_run = gt_run + {% if k_w > 1 %}{ {{ k_w - 1 }}'d0, gt_l[le] }{% else %}gt_l[le]{% endif %};
         end
     end
-    wire                      emit_word = v2_q && (phase_q == P_EMIT);
-    wire [KW-1:0]             ties_kept = (eq_rank < ties_left_ext) ? eq_rank[KW-1:0] : ties_left_q;
-    wire                      push      = emit_word && (|keep_l);
+    always @(posedge clk) begin
+        gt3_q   <= gt_l;
+        eq3_q   <= eq_l;
+        rank3_q <= rank_l;
+        eqn3_q  <= eq_run;
+        gtn3_q  <= gt_run;
+        data3_q <= data2_q;
+        base3_q <= base2_q;
+    end
+
+    wire [RKW-1:0]            ties_left_ext = {{ ties_left_ext }};
+    reg  [LANES-1:0]          keep_l;
+    integer lk;
+    always @* begin
+        for (lk = 0; lk < LANES; lk = lk + 1) begin
+            keep_l[lk] = gt3_q[lk] || (eq3_q[lk] && (rank3_q[lk*RKW +: RKW] < ties_left_ext));
+        end
+    end
+    wire [KW-1:0]             ties_kept = (eqn3_q < ties_left_ext) ? eqn3_q[KW-1:0] : ties_left_q;
+    wire                      push      = e3_q && (|keep_l);
 
     reg  [LANES-1:0]          q_mask [0:QD-1];
     reg  [LANES*SW-1:0]       q_data [0:QD-1];
     reg  [CTR-1:0]            q_base [0:QD-1];
-    reg  [1:0]                q_wr_q, q_rd_q;
-    reg  [2:0]                q_used_q;       // words in the queue
-    wire                      q_empty = (q_used_q == 3'd0);
-    wire [2:0]                in_flight = { 2'd0, v1_q } + { 2'd0, v2_q };
-    wire                      q_room = (q_used_q + in_flight) < 3'd4;   // room for this read too
+    reg  [QW-1:0]             q_wr_q, q_rd_q;
+    reg  [QW:0]               q_used_q;       // words in the queue
+    wire                      q_empty = (q_used_q == {(QW+1){1'b0}});
+    wire [QW:0]               in_flight = { {QW{1'b0}}, v1_q } + { {QW{1'b0}}, v2_q } + { {QW{1'b0}}, e3_q };
+    wire                      q_room = (q_used_q + in_flight) < QD[QW:0];   // room for this read too
 
     // Picker: the lowest kept lane of the queue's head word.
     wire [LANES-1:0]          head_mask = q_mask[q_rd_q];
@@ -294,19 +318,20 @@ module topk_select (
                 cand_count_q[vh*CNT +: CNT] <= cand_count_q[vh*CNT +: CNT] + {{ hits_ext }};
             end
         end
-        if (emit_word) begin
+        e3_q <= v2_q && (phase_q == P_EMIT);
+        if (e3_q) begin
             ties_left_q <= ties_left_q - ties_kept;
-            kept_q      <= kept_q + kept_word;
+            kept_q      <= kept_q + gtn3_q + ties_kept;
         end
         if (push) begin
             q_mask[q_wr_q] <= keep_l;
-            q_data[q_wr_q] <= data2_q;
-            q_base[q_wr_q] <= base2_q;
-            q_wr_q         <= q_wr_q + 2'd1;
+            q_data[q_wr_q] <= data3_q;
+            q_base[q_wr_q] <= base3_q;
+            q_wr_q         <= q_wr_q + { {(QW-1){1'b0}}, 1'b1 };
         end
         if (pick && !head_done) q_mask[q_rd_q] <= head_mask & ~pick_onehot;
-        if (pop) q_rd_q <= q_rd_q + 2'd1;
-        q_used_q <= q_used_q + { 2'd0, push } - { 2'd0, pop };
+        if (pop) q_rd_q <= q_rd_q + { {(QW-1){1'b0}}, 1'b1 };
+        q_used_q <= q_used_q + { {QW{1'b0}}, push } - { {QW{1'b0}}, pop };
         if (pick) begin
             out_valid_q <= 1'b1;
             out_index_q <= pick_token[IDX-1:0];
@@ -329,9 +354,10 @@ module topk_select (
             out_valid_q  <= 1'b0;
             rd_left_q    <= {CTR{1'b0}};
             rd_more_q    <= 1'b0;
-            q_wr_q       <= 2'd0;
-            q_rd_q       <= 2'd0;
-            q_used_q     <= 3'd0;
+            e3_q         <= 1'b0;
+            q_wr_q       <= {QW{1'b0}};
+            q_rd_q       <= {QW{1'b0}};
+            q_used_q     <= {(QW+1){1'b0}};
             // Digit 0 is counted while the scores arrive.
             digit_q      <= {{ digit_w }}'d0;
             prefix_q     <= {KEYW{1'b0}};
