@@ -7,8 +7,9 @@
 //   1. LUT build: exact integer dot products, then one block-floating-point shift.
 //   2. Scan (DATAFLOW): read beats -> score tokens -> store scores, one token per lane per
 //      cycle.
-//   3. Top-k: threshold T by radix passes over the scores, collect every score > T and the
-//      first ties == T in index order, then a stable radix sort by descending score.
+//   3. Top-k: threshold T by radix passes over the scores, then one pass in index order
+//      collects every score > T and the first ties == T: the results, already in ascending
+//      token index (docs/design.md section 3), so nothing is sorted.
 #include <stdint.h>
 #include "kvpq_params.h"
 #ifdef __SYNTHESIS__
@@ -180,9 +181,13 @@ lut_shift:
     scan(codes, lut, n_tokens, scores);
 
     // ------------------------------------------------------------ 3. top-k
-    // Header: out[0] = count | shift << 32, written last by the RTL kernel and here alike.
-    out[0] = (uint64_t)count | ((uint64_t)(uint32_t)shift << 32);
-    if (count == 0) return;
+    // Header: out[0] = count | shift << 32, written after the results by the RTL kernel and
+    // here alike, so a host polling memory never sees a count before its results.
+    const uint64_t header = (uint64_t)count | ((uint64_t)(uint32_t)shift << 32);
+    if (count == 0) {
+        out[0] = header;
+        return;
+    }
     // Threshold T = the count-th largest key, R bits per pass, most significant first.
     const int digits = (KVPQ_SCORE_BITS + KVPQ_RADIX_BITS - 1) / KVPQ_RADIX_BITS;
     const int key_bits = digits * KVPQ_RADIX_BITS;
@@ -208,9 +213,10 @@ lut_shift:
 #pragma HLS PIPELINE II=1
         if (key_of(scores[t]) > thresh) ++above;
     }
-    // Collect in index order: everything above T, then the first ties.
-    static uint32_t sel_index[2][KVPQ_K_MAX];
-    static uint32_t sel_key[2][KVPQ_K_MAX];
+    // Collect in index order, which is the result order: everything above T and the first
+    // ties. On chip first, so the results leave in one sequential burst.
+    static uint32_t sel_index[KVPQ_K_MAX];
+    static int32_t sel_score[KVPQ_K_MAX];
     uint32_t taken = 0, ties_left = count - above;
 collect:
     for (uint32_t t = 0; t < n_tokens; ++t) {
@@ -218,41 +224,15 @@ collect:
         const uint32_t key = key_of(scores[t]);
         if (key > thresh || (key == thresh && ties_left > 0)) {
             if (key == thresh) --ties_left;
-            sel_index[0][taken] = t;
-            sel_key[0][taken] = key;
+            sel_index[taken] = t;
+            sel_score[taken] = scores[t];
             ++taken;
         }
-    }
-    // Stable LSD radix sort by descending key (bin = complement of the digit).
-    int src = 0;
-    for (int d = 0; d < digits; ++d) {
-        uint32_t offset[1 << KVPQ_RADIX_BITS] = {0};
-        const int sh = KVPQ_RADIX_BITS * d;
-        const uint32_t mask = (1u << KVPQ_RADIX_BITS) - 1;
-        for (uint32_t i = 0; i < count; ++i) {
-            ++offset[(~(((uint64_t)sel_key[src][i] << pad) >> sh)) & mask];
-        }
-        uint32_t run = 0;
-        for (uint32_t b = 0; b < (1u << KVPQ_RADIX_BITS); ++b) {
-            const uint32_t n = offset[b];
-            offset[b] = run;
-            run += n;
-        }
-        for (uint32_t i = 0; i < count; ++i) {
-#pragma HLS PIPELINE II=1
-            const uint32_t bin = (~(((uint64_t)sel_key[src][i] << pad) >> sh)) & mask;
-            sel_index[1 - src][offset[bin]] = sel_index[src][i];
-            sel_key[1 - src][offset[bin]] = sel_key[src][i];
-            ++offset[bin];
-        }
-        src = 1 - src;
     }
 output:
     for (uint32_t i = 0; i < count; ++i) {
 #pragma HLS PIPELINE II=1
-        const uint32_t key = sel_key[src][i];
-        int64_t v = (int64_t)(key ^ (1u << (KVPQ_SCORE_BITS - 1)));   // back to two's complement
-        if (v & (1ll << (KVPQ_SCORE_BITS - 1))) v -= 1ll << KVPQ_SCORE_BITS;
-        out[1 + i] = (uint64_t)sel_index[src][i] | ((uint64_t)(uint32_t)(int32_t)v << 32);
+        out[1 + i] = (uint64_t)sel_index[i] | ((uint64_t)(uint32_t)sel_score[i] << 32);
     }
+    out[0] = header;
 }

@@ -2,42 +2,57 @@
 // topk_systolic: exact top-k for small k (docs/design.md section 5).
 // One shift-register priority queue of KMAX entries per lane takes one score per cycle; a lane
 // sees its tokens in increasing index order, so a new score goes behind equal ones (strict >).
-// After flush, a comparator tree over the lane heads emits the best remaining entry per cycle:
-// higher score first, then smaller token index.
+// After flush, a comparator tree over the lane heads picks the best remaining entry per cycle
+// (higher score first, then smaller token index), so the count winners come in score order.
+// Output queue: the winners move, one per cycle, into one more queue of KMAX cells that keeps
+// them in ascending token index (section 3's result order); it then shifts out one result per
+// res_valid/res_ready handshake. Filling it takes count cycles, emptying it count more: the
+// smallest index can be the last winner, so no result can leave before the last move.
 `default_nettype none
 
 module topk_systolic (
 {% include "verilog/topk_ports.vh" %}
 );
-    localparam LANES = {{ lanes }};
-    localparam KMAX  = {{ k_max }};
-    localparam SW    = {{ score_bits }};   // score (signed)
-    localparam IDX   = {{ index_w }};   // token index
-    localparam KW    = {{ k_w }};   // k
+    localparam LANES  = {{ lanes }};
+    localparam KMAX   = {{ k_max }};
+    localparam SW     = {{ score_bits }};   // score (signed)
+    localparam IDX    = {{ index_w }};   // token index
+    localparam KW     = {{ k_w }};   // k
+    localparam QUEUES = LANES + 1;   // the lane queues, then the output queue (index order)
 
-    wire [LANES-1:0]          head_v;
-    wire [LANES*SW-1:0]       head_s;
-    wire [LANES*IDX-1:0]      head_i;
-    wire [LANES-1:0]          pop_lane;
+    // Per queue: what to insert, and whether to insert it or pop the head this cycle.
+    wire [QUEUES-1:0]         queue_insert;
+    wire [QUEUES*SW-1:0]      queue_new_s;
+    wire [QUEUES*IDX-1:0]     queue_new_i;
+    wire [QUEUES-1:0]         queue_pop;
+    wire [QUEUES-1:0]         head_v;
+    wire [QUEUES*SW-1:0]      head_s;
+    wire [QUEUES*IDX-1:0]     head_i;
 
-    // ---------------------------------------------------------------- per-lane queues
-    genvar gl, gc;
+    // ---------------------------------------------------------------- shift-register queues
+    // Queue q < LANES is lane q's, ordered by score; queue LANES is the output queue, ordered
+    // by token index (indices are distinct, so strict < suffices). One cell logic for both.
+    genvar gq, gc;
     generate
-        for (gl = 0; gl < LANES; gl = gl + 1) begin : g_lane
+        for (gq = 0; gq < QUEUES; gq = gq + 1) begin : g_queue
             reg  [KMAX-1:0]       qv_q;            // cell valid; valid cells form a prefix
-            reg  [KMAX*SW-1:0]    qs_q;            // cell scores, best first
+            reg  [KMAX*SW-1:0]    qs_q;            // cell scores
             reg  [KMAX*IDX-1:0]   qi_q;            // cell token indices
-            wire [SW-1:0]         new_s = in_score[gl*SW +: SW];
-            wire [IDX-1:0]        new_i = in_index[gl*IDX +: IDX];
+            wire [SW-1:0]         new_s = queue_new_s[gq*SW +: SW];
+            wire [IDX-1:0]        new_i = queue_new_i[gq*IDX +: IDX];
             wire [KMAX-1:0]       beats;           // new entry belongs before cell c
             for (gc = 0; gc < KMAX; gc = gc + 1) begin : g_cell
-                assign beats[gc] = !qv_q[gc] || ($signed(new_s) > $signed(qs_q[gc*SW +: SW]));
+                if (gq < LANES) begin : g_by_score
+                    assign beats[gc] = !qv_q[gc] || ($signed(new_s) > $signed(qs_q[gc*SW +: SW]));
+                end else begin : g_by_index
+                    assign beats[gc] = !qv_q[gc] || (new_i < qi_q[gc*IDX +: IDX]);
+                end
             end
             integer c;
             always @(posedge clk) begin
                 if (rst || clear) begin
                     qv_q <= {KMAX{1'b0}};
-                end else if (in_valid[gl]) begin
+                end else if (queue_insert[gq]) begin
                     // Insert: cells behind the insertion point shift down by one.
                     if (beats[0]) begin
                         qv_q[0] <= 1'b1;
@@ -55,7 +70,7 @@ module topk_systolic (
                             qi_q[c*IDX +: IDX] <= new_i;
                         end
                     end
-                end else if (pop_lane[gl]) begin
+                end else if (queue_pop[gq]) begin
                     // Pop the head: every cell moves up by one.
                     for (c = 0; c < KMAX - 1; c = c + 1) begin
                         qv_q[c] <= qv_q[c+1];
@@ -65,9 +80,9 @@ module topk_systolic (
                     qv_q[KMAX-1] <= 1'b0;
                 end
             end
-            assign head_v[gl] = qv_q[0];
-            assign head_s[gl*SW +: SW]   = qs_q[0 +: SW];
-            assign head_i[gl*IDX +: IDX] = qi_q[0 +: IDX];
+            assign head_v[gq] = qv_q[0];
+            assign head_s[gq*SW +: SW]   = qs_q[0 +: SW];
+            assign head_i[gq*IDX +: IDX] = qi_q[0 +: IDX];
         end
     endgenerate
 
@@ -105,35 +120,58 @@ module topk_systolic (
     wire             unused_best_l = best_l[0];
 {%- endif %}
 
-    // ---------------------------------------------------------------- emit control
-    reg                       draining_q;
-    reg  [KW-1:0]             emitted_q;
+    // ---------------------------------------------------------------- drain control
+    // After flush the count winners move from the tree into the output queue, one per cycle
+    // (it has KMAX >= count cells, so nothing stalls a move); then the output queue's head
+    // goes out on res_* until the count-th result is accepted. No register between the tree
+    // and the output queue: the tree to its index comparators is as deep as the tree to the
+    // lane pops it drives anyway, and a register would cost a cycle per query.
+    reg                       moving_q;    // winners go from the tree into the output queue
+    reg                       emitting_q;  // the output queue empties onto res_*
     reg  [KW-1:0]             count_q;
+    reg  [KW-1:0]             moved_q;     // winners moved so far
+    reg  [KW-1:0]             emitted_q;   // results accepted so far
+    wire                      move     = moving_q && best_v;
     wire                      res_fire = res_valid && res_ready;
+    wire [LANES-1:0]          pop_lane;
 
-    assign res_valid = draining_q && best_v;
-    assign res_score = m{{ tree_levels }}_0_s;
-    assign res_index = m{{ tree_levels }}_0_i;
-    assign res_last  = (emitted_q == count_q - {{ k_w }}'d1);
+    // The lanes insert the scanner's scores; the output queue inserts the tree's winner.
+    assign queue_insert = { move, in_valid };
+    assign queue_new_s  = { m{{ tree_levels }}_0_s, in_score };
+    assign queue_new_i  = { m{{ tree_levels }}_0_i, in_index };
+    assign queue_pop    = { res_fire, pop_lane };
 {%- if lanes > 1 %}
-    assign pop_lane  = res_fire ? ({{ lanes }}'d1 << best_l) : {{ lanes }}'d0;
+    assign pop_lane = move ? ({{ lanes }}'d1 << best_l) : {{ lanes }}'d0;
 {%- else %}
-    assign pop_lane  = res_fire;
+    assign pop_lane = move;
 {%- endif %}
+
+    assign res_valid = emitting_q && head_v[LANES];
+    assign res_score = head_s[LANES*SW +: SW];
+    assign res_index = head_i[LANES*IDX +: IDX];
+    assign res_last  = (emitted_q == count_q - {{ k_w }}'d1);
 
     always @(posedge clk) begin
         done <= 1'b0;
         if (rst || clear) begin
-            draining_q <= 1'b0;
+            moving_q   <= 1'b0;
+            emitting_q <= 1'b0;
         end else if (flush) begin
             count_q    <= count;
+            moved_q    <= {KW{1'b0}};
             emitted_q  <= {KW{1'b0}};
-            draining_q <= (count != {KW{1'b0}});
+            moving_q   <= (count != {KW{1'b0}});
             done       <= (count == {KW{1'b0}});
+        end else if (move) begin
+            moved_q <= moved_q + {{ k_w }}'d1;
+            if (moved_q == count_q - {{ k_w }}'d1) begin
+                moving_q   <= 1'b0;
+                emitting_q <= 1'b1;
+            end
         end else if (res_fire) begin
             emitted_q <= emitted_q + {{ k_w }}'d1;
             if (res_last) begin
-                draining_q <= 1'b0;
+                emitting_q <= 1'b0;
                 done       <= 1'b1;
             end
         end

@@ -305,7 +305,7 @@ const RULE_CASES: &[(&str, Edit, &str, &str)] = &[
             c.topk.k_max = 256;
         },
         "topk.k_max",
-        "= 311808 flip-flops but target.platform = ecp5 has 83640",
+        "= 319232 flip-flops but target.platform = ecp5 has 83640",
     ),
     (
         "gqa zero",

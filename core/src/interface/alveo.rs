@@ -177,7 +177,7 @@ impl KernelInterface {
                           apart (buffers: low word, then high word)"
                 .into(),
             out_doc: "out[0] = count | shift << 32; out[1 + i] = index | (uint32)score << 32 for \
-                      i < count, best first (docs/design.md section 3 order)"
+                      i < count, in ascending token index (docs/design.md section 3)"
                 .into(),
         })
     }

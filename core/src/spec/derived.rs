@@ -144,7 +144,8 @@ pub struct Storage {
     pub lut_bits: u64,
     /// Scores held for threshold selection (`select` only): max_tokens * score_bits.
     pub score_buffer_bits: u64,
-    /// Priority-queue registers (`systolic` only): lanes * k_max * (score + index bits).
+    /// Queue registers (`systolic` only): (lanes + 1) * k_max * (score + index bits), one
+    /// priority queue per lane and the output queue that puts the winners in index order.
     pub queue_bits: u64,
 }
 
@@ -158,7 +159,7 @@ impl Storage {
             ),
             TopKStrategy::Systolic => (
                 0,
-                u64::from(cfg.scanner.lanes)
+                (u64::from(cfg.scanner.lanes) + 1)
                     * u64::from(cfg.topk.k_max)
                     * u64::from(w.score_bits + w.index_bits),
             ),
@@ -245,8 +246,9 @@ impl CycleModel {
             return start + DONE_OVERHEAD;
         }
         match self.strategy {
-            // The queues settle, then the merge tree emits one result per cycle.
-            TopKStrategy::Systolic => start + k + DONE_OVERHEAD,
+            // The queues settle (`start`), the merge tree moves one winner per cycle into
+            // the index-ordered output queue (k), which then emits one result per cycle (k).
+            TopKStrategy::Systolic => start + 2 * k + DONE_OVERHEAD,
             // Digit 0 is counted while the scores arrive (6 cycles to settle and decide);
             // `digits - 1` threshold passes over the n/lanes buffer words (5 cycles of
             // pipeline and one decision each); then the emit pass, whose reads and one-per-cycle

@@ -457,7 +457,7 @@ fn check_capacity(cfg: &AcceleratorConfig, v: &mut Rules) {
             "topk.k_max",
             cfg.topk.k_max,
             format!(
-                "the systolic queues need scanner.lanes x topk.k_max x (score + index bits) = \
+                "the systolic queues need (scanner.lanes + 1) x topk.k_max x (score + index bits) = \
                  {} flip-flops but target.platform = {platform} has {}",
                 s.queue_bits, cap.flip_flops
             ),
