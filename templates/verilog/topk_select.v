@@ -37,7 +37,8 @@ module topk_select (
     localparam [2:0] P_IDLE   = 3'd0,   // scores arrive; digit 0 is counted
                      P_START  = 3'd1,   // the query's count and token total are registered
                      P_SELECT = 3'd2,   // count keys against candidate thresholds
-                     P_DECIDE = 3'd3,   // one more digit of T
+                     P_DECIDE = 3'd3,   // the digit of T and the keys above its bucket
+                     P_APPLY  = 3'd5,   // one more digit of T
                      P_EMIT   = 3'd4;   // keep the top set and send it out
 
     reg  [2:0]                phase_q;
@@ -128,31 +129,48 @@ module topk_select (
     end
 
     // ---------------------------------------------------------------- select: find T
-    // Source: the arriving scores (digit 0) or a buffer word (later digits).
+    // Source: the arriving scores (digit 0) or a buffer word (later digits). A lane's key is
+    // compared with T's digits found so far (one compare), and its digit of this pass is
+    // decoded into a thermometer code (digit >= v): 2^R - 1 bits per lane rather than 2^R - 1
+    // key compares, which is what lets a pass resolve up to 8 bits.
     //   s3: ge_q (every lane against every candidate)  ->  s4: hits_q  ->  s5: cand_count_q
     reg  [{{ digit_w - 1 }}:0]               digit_q;        // pass number, most significant digit first
     reg  [KEYW-1:0]           prefix_q;       // digits of T found so far
     reg  [CNT-1:0]            above_q;        // keys above the current bucket
-    reg  [BINS*KEYW-1:0]      cand_q;         // [v]: prefix with digit digit_q = v (v >= 1)
-    reg  [BINS*LANES-1:0]     ge_q;           // [v][l]: lane l's key >= candidate v
+    reg  [KEYW-1:0]           upper_q;        // bits of the digits above digit_q
+    reg  [BINS*LANES-1:0]     ge_q;           // [v][l]: lane l's key >= prefix with digit v
     reg  [BINS*LW-1:0]        hits_q;         // [v]: lanes at or above candidate v
     reg  [BINS*CNT-1:0]       cand_count_q;   // [v]: keys >= candidate v
     reg  [BINS-1:0]           ok_q;           // [v]: candidate v still has count keys at or above
     reg                       v3_q, v4_q;
-    reg  [BINS*KEYW-1:0]      cand_all;
+    reg  [KEYW-1:0]           upper_all;
+    reg  [BINS*LANES-1:0]     ge_all;
     reg  [BINS*LW-1:0]        hits_all;
     reg  [LW-1:0]             hits;
+    reg  [KEYW-1:0]           lane_key;
+    reg  [R-1:0]              lane_digit;
+    reg                       lane_gt, lane_eq;
     wire                      pass_word = v2_q && (phase_q == P_SELECT);
     wire [LANES*SW-1:0]       src_data  = in_v_q ? in_data_q : data2_q;
     wire [LANES-1:0]          src_mask  = in_v_q ? in_mask_q : (pass_word ? mask2_q : {LANES{1'b0}});
     integer vc, lc, dc;
 
-    // The candidates of this pass; registered, as prefix_q and digit_q only change between passes.
     always @* begin
-        for (vc = 0; vc < BINS; vc = vc + 1) begin
-            cand_all[vc*KEYW +: KEYW] = prefix_q;
-            for (dc = 0; dc < DIGITS; dc = dc + 1) begin
-                if (digit_q == dc[{{ digit_w - 1 }}:0]) cand_all[vc*KEYW + KEYW-R*(dc+1) +: R] = vc[R-1:0];
+        // Registered: digit_q only changes between passes.
+        upper_all = {KEYW{1'b0}};
+        for (dc = 1; dc < DIGITS; dc = dc + 1) begin
+            if (digit_q == dc[{{ digit_w - 1 }}:0]) upper_all = {KEYW{1'b1}} << (KEYW - R*dc);
+        end
+        for (lc = 0; lc < LANES; lc = lc + 1) begin
+            lane_key   = key_of(src_data[lc*SW +: SW]);
+            lane_gt    = (lane_key & upper_q) > (prefix_q & upper_q);
+            lane_eq    = (lane_key & upper_q) == (prefix_q & upper_q);
+            lane_digit = lane_key[KEYW-R +: R];
+            for (dc = 1; dc < DIGITS; dc = dc + 1) begin
+                if (digit_q == dc[{{ digit_w - 1 }}:0]) lane_digit = lane_key[KEYW-R*(dc+1) +: R];
+            end
+            for (vc = 0; vc < BINS; vc = vc + 1) begin
+                ge_all[vc*LANES + lc] = src_mask[lc] && (lane_gt || (lane_eq && (lane_digit >= vc[R-1:0])));
             end
         end
         for (vc = 0; vc < BINS; vc = vc + 1) begin
@@ -165,34 +183,39 @@ module topk_select (
     end
 
     always @(posedge clk) begin
-        cand_q <= cand_all;
-        hits_q <= hits_all;
-        for (vc = 0; vc < BINS; vc = vc + 1) begin
-            for (lc = 0; lc < LANES; lc = lc + 1) begin
-                ge_q[vc*LANES + lc] <= src_mask[lc] && (key_of(src_data[lc*SW +: SW]) >= cand_q[vc*KEYW +: KEYW]);
-            end
-        end
+        upper_q <= upper_all;
+        ge_q    <= ge_all;
+        hits_q  <= hits_all;
     end
 
     // Counts fall as v rises, so the ok bits are a run from v = 0 (always ok) up to the digit
-    // of T; the keys above its bucket are the count of the first v that is not ok.
+    // of T; the keys above its bucket are the count of the first v that is not ok. The digit
+    // is the run's last bit, found as a one-hot and read out through AND-OR trees (log depth:
+    // a priority chain over 2^R candidates missed 50 MHz on the ECP5), then registered.
     wire [CNT-1:0]            count_ext = {{ count_ext_expr }};
+    reg  [BINS-1:0]           last_ok;        // one-hot: the digit of T
     reg  [R-1:0]              best_v;
     reg  [CNT-1:0]            best_above;
+    reg  [R-1:0]              best_v_q;
+    reg  [CNT-1:0]            best_above_q;
     reg  [KEYW-1:0]           prefix_next;
     integer vb, db;
     always @* begin
-        best_v     = {R{1'b0}};
-        best_above = above_q;
-        for (vb = 1; vb < BINS; vb = vb + 1) begin
-            if (ok_q[vb]) best_v = vb[R-1:0];
+        for (vb = 0; vb < BINS - 1; vb = vb + 1) begin
+            last_ok[vb] = ok_q[vb] && !ok_q[vb+1];
         end
-        for (vb = BINS - 1; vb >= 1; vb = vb - 1) begin
-            if (!ok_q[vb]) best_above = cand_count_q[vb*CNT +: CNT];
+        last_ok[BINS-1] = ok_q[BINS-1];
+        best_v     = {R{1'b0}};
+        best_above = above_q & {CNT{last_ok[BINS-1]}};
+        for (vb = 0; vb < BINS; vb = vb + 1) begin
+            best_v = best_v | (vb[R-1:0] & {R{last_ok[vb]}});
+        end
+        for (vb = 0; vb < BINS - 1; vb = vb + 1) begin
+            best_above = best_above | (cand_count_q[(vb+1)*CNT +: CNT] & {CNT{last_ok[vb]}});
         end
         prefix_next = prefix_q;
         for (db = 0; db < DIGITS; db = db + 1) begin
-            if (digit_q == db[{{ digit_w - 1 }}:0]) prefix_next[KEYW-R*(db+1) +: R] = best_v;
+            if (digit_q == db[{{ digit_w - 1 }}:0]) prefix_next[KEYW-R*(db+1) +: R] = best_v_q;
         end
     end
 
@@ -388,9 +411,14 @@ module topk_select (
                     phase_q <= P_DECIDE;
                 end
                 P_DECIDE: begin
+                    best_v_q     <= best_v;
+                    best_above_q <= best_above;
+                    phase_q      <= P_APPLY;
+                end
+                P_APPLY: begin
                     // One more digit of T; every pass (and the emit pass) reads from word 0.
                     prefix_q       <= prefix_next;
-                    above_q        <= best_above;
+                    above_q        <= best_above_q;
                     cand_count_q   <= {(BINS*CNT){1'b0}};
                     rd_word_q      <= {WW{1'b0}};
                     rd_left_q      <= {{ n_q_ext }};
@@ -398,7 +426,7 @@ module topk_select (
                     rd_next_base_q <= {CTR{1'b0}};
                     if (digit_q == {{ digit_w }}'d{{ digits - 1 }}) begin
                         thresh_q    <= prefix_next;
-                        ties_left_q <= count_q - best_above[KW-1:0];
+                        ties_left_q <= count_q - best_above_q[KW-1:0];
                         kept_q      <= {KW{1'b0}};
                         sent_q      <= {KW{1'b0}};
                         phase_q     <= P_EMIT;

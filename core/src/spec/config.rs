@@ -114,7 +114,7 @@ pub struct TopKConfig {
     pub strategy: TopKStrategy,
     /// Largest k a query may ask for.
     pub k_max: u32,
-    /// Bits of the score resolved per radix pass (`select` only; default 8).
+    /// Bits of the score resolved per radix pass (`select` only; default 4, at most 8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radix_bits: Option<u32>,
 }

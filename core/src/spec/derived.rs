@@ -249,16 +249,16 @@ impl CycleModel {
             // The queues settle (`start`), the merge tree moves one winner per cycle into
             // the index-ordered output queue (k), which then emits one result per cycle (k).
             TopKStrategy::Systolic => start + 2 * k + DONE_OVERHEAD,
-            // Digit 0 is counted while the scores arrive (6 cycles to settle and decide);
+            // Digit 0 is counted while the scores arrive (7 cycles to settle and decide);
             // `digits - 1` threshold passes over the n/lanes buffer words (5 cycles of
-            // pipeline and one decision each); then the emit pass, whose reads and one-per-cycle
-            // results overlap: about max(words, k) plus 12 cycles of pipeline. The emit pass is
+            // pipeline and a two-cycle decision each); then the emit pass, whose reads and
+            // one-per-cycle results overlap: about max(words, k) plus 7 cycles of pipeline. The emit pass is
             // data dependent: it stops reading after the last kept score, and a run of kept
             // scores in few words (scores rising with the index) costs up to words + k.
             TopKStrategy::Select => {
                 let digits = u64::from(self.radix_digits);
                 let words = self.scan(n);
-                start + 6 + (digits - 1) * (words + 6) + words.max(k) + 9 + DONE_OVERHEAD
+                start + 7 + (digits - 1) * (words + 7) + words.max(k) + 6 + DONE_OVERHEAD
             }
         }
     }

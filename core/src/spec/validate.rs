@@ -15,6 +15,9 @@ pub const MAX_ACC_BITS: u32 = 48;
 pub const MAX_SCORE_BITS: u32 = 32;
 /// Largest k of the `systolic` strategy (docs/design.md section 5).
 pub const MAX_SYSTOLIC_K: u32 = 256;
+/// Largest `topk.radix_bits`: a pass decodes every lane's digit into 2^r - 1 bits and keeps
+/// 2^r - 1 counters.
+pub const MAX_RADIX_BITS: u32 = 8;
 /// Token indices travel as 32-bit words; one bit is kept free for the count.
 pub const MAX_TOKENS_LIMIT: u32 = 1 << 30;
 
@@ -321,7 +324,7 @@ fn check_topk(cfg: &AcceleratorConfig, v: &mut Rules) {
         }
         TopKStrategy::Select => {
             let r = cfg.topk.radix_bits.unwrap_or(DEFAULT_RADIX_BITS);
-            v.range("topk.radix_bits", r, 1, 4);
+            v.range("topk.radix_bits", r, 1, MAX_RADIX_BITS);
         }
     }
 }
