@@ -97,10 +97,12 @@ fn reference(
         .enumerate()
         .map(|(t, row)| ((0..m).map(|mi| lut[mi][row[mi] as usize]).sum(), t))
         .collect();
+    // Rank by score, ties to the smaller index; return the winners in ascending index.
     all.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    all.truncate(k);
+    all.sort_by_key(|&(_, t)| t);
     let hits = all
         .into_iter()
-        .take(k)
         .map(|(s, t)| Hit {
             index: t as u32,
             score: i32::try_from(s).expect("score fits i32"),

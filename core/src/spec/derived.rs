@@ -440,13 +440,14 @@ mod tests {
         let c = &acc.derived().cycles;
         let p = c.project(131072, 6554, 250.0);
         assert_eq!(p.interval, c.query_interval(131072, 6554));
-        assert!(p.interval > 10 * p.scan, "{p:?}");
+        // The `select` unit's threshold passes and emit pass take several scans (issue 13).
+        assert!(p.interval > 4 * p.scan, "{p:?}");
         let rate = 131072.0 * 250e6 / p.interval as f64;
         assert!((p.tokens_per_s() - rate).abs() < 1e-6 * rate, "{p:?}");
         let lanes_rate = 42.0 * 250e6;
         assert!((p.tokens_per_s() - lanes_rate * p.engine_efficiency).abs() < 1e-6 * rate);
         assert!((p.scan_tokens_per_s() - lanes_rate * p.scan_efficiency).abs() < 1.0);
-        assert!(p.tokens_per_s() < 0.1 * lanes_rate, "{p:?}");
+        assert!(p.tokens_per_s() < 0.25 * lanes_rate, "{p:?}");
         assert!((p.latency_us() - p.latency as f64 / 250.0).abs() < 1e-9);
     }
 }
