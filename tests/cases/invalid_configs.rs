@@ -219,7 +219,13 @@ const RULE_CASES: &[(&str, Edit, &str, &str)] = &[
         "radix_bits zero",
         |c| c.topk.radix_bits = Some(0),
         "topk.radix_bits",
-        "must be in 1..=4",
+        "must be in 1..=8",
+    ),
+    (
+        "radix_bits past 8",
+        |c| c.topk.radix_bits = Some(9),
+        "topk.radix_bits",
+        "must be in 1..=8",
     ),
     (
         "clock zero",
