@@ -5,7 +5,7 @@ use crate::build::BuiltModel;
 use crate::error::{Result, SimError};
 use crate::harness::{Harness, PortId, Sink, Source, Stalls};
 use kvpq_core::golden::{Hit, QuantCodebook, QueryResult};
-use kvpq_core::interface::bits::{beat_words, pack_fields, sign_extend};
+use kvpq_core::interface::bits::{beat_words, field, pack_fields, sign_extend};
 use kvpq_core::interface::{engine_ports, Streams};
 use kvpq_core::spec::Accelerator;
 
@@ -48,6 +48,7 @@ struct Ports {
     done: PortId,
     code: Source,
     res: Sink,
+    res_n: PortId,
     res_index: PortId,
     res_score: PortId,
     res_last: PortId,
@@ -79,6 +80,7 @@ impl EngineSim {
             done: h.port("done")?,
             code: h.source("code")?,
             res: h.sink("res")?,
+            res_n: h.port("res_n")?,
             res_index: h.port("res_index")?,
             res_score: h.port("res_score")?,
             res_last: h.port("res_last")?,
@@ -235,10 +237,20 @@ impl EngineSim {
                     cycle: self.h.cycle(),
                     what: "result without a query".into(),
                 })?;
-                a.hits.push(Hit {
-                    index: self.h.get(self.p.res_index) as u32,
-                    score: sign_extend(self.h.get(self.p.res_score), d.widths.score_bits) as i32,
-                });
+                // A beat carries res_n results in its lowest slots, in ascending token index.
+                let (ix, sc) = (
+                    self.h.get_words(self.p.res_index),
+                    self.h.get_words(self.p.res_score),
+                );
+                for slot in 0..self.h.get(self.p.res_n) as usize {
+                    a.hits.push(Hit {
+                        index: field(&ix, slot, d.widths.index_bits) as u32,
+                        score: sign_extend(
+                            field(&sc, slot, d.widths.score_bits),
+                            d.widths.score_bits,
+                        ) as i32,
+                    });
+                }
                 let last = self.h.get(self.p.res_last) == 1;
                 let count = self.h.get(self.p.res_count) as usize;
                 if last != (a.hits.len() == count) {

@@ -5,7 +5,8 @@
 //   - The LUT of a query is built as soon as a LUT buffer is free, so the next query's LUT is
 //     built while the current query is scanned (double buffering).
 //   - start (while !busy) scans n_tokens tokens of the next built LUT from code_* and returns
-//     min(k, n_tokens) results in order on res_*; done pulses after the last one.
+//     min(k, n_tokens) results in ascending token index on res_*, up to {{ res_lanes }} per beat;
+//     done pulses after the last one.
 //   n_tokens is clamped to MAX_TOKENS and k to K_MAX.
 `default_nettype none
 
@@ -99,6 +100,7 @@ module pq_topk_engine (
         .count     (res_count),
         .res_valid (res_valid),
         .res_ready (res_ready),
+        .res_n     (res_n),
         .res_index (res_index),
         .res_score (res_score),
         .res_last  (res_last),

@@ -147,6 +147,7 @@ module topk_systolic (
 {%- endif %}
 
     assign res_valid = emitting_q && head_v[LANES];
+    assign res_n     = 1'b1;   // one result per beat
     assign res_score = head_s[LANES*SW +: SW];
     assign res_index = head_i[LANES*IDX +: IDX];
     assign res_last  = (emitted_q == count_q - {{ k_w }}'d1);

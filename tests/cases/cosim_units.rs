@@ -6,7 +6,7 @@ use hwgen::emit::Design;
 use kvpq_core::golden::lut::build_lut;
 use kvpq_core::golden::scan::score_codes;
 use kvpq_core::golden::topk::{top_k, Hit};
-use kvpq_core::interface::bits::{beat_words, pack_fields, sign_extend};
+use kvpq_core::interface::bits::{beat_words, field, pack_fields, sign_extend};
 use kvpq_core::interface::Streams;
 use kvpq_core::spec::{Accelerator, TopKStrategy};
 use kvpq_tests::random::small_accelerators;
@@ -26,16 +26,6 @@ fn bench(acc: &Accelerator, top: &str) -> Result<Harness> {
     let rst = b.port("rst")?;
     b.pulse(rst, 1, 2, Harness::tick);
     Ok(b)
-}
-
-/// Field `i` of `bits` bits from port words.
-fn field(words: &[u32], i: usize, bits: u32) -> u64 {
-    let mut v = 0u64;
-    for b in 0..bits as usize {
-        let pos = i * bits as usize + b;
-        v |= u64::from((words[pos / 32] >> (pos % 32)) & 1) << b;
-    }
-    v
 }
 
 fn configs(seed: u64, n: usize) -> Vec<Accelerator> {
@@ -305,10 +295,16 @@ fn topk_units_match_golden_on_tie_heavy_streams() -> Result<()> {
                     if rng.random_bool(0.7) {
                         b.drive("res_ready", 1)?;
                         if b.sample("res_valid")? == 1 {
-                            got.push(Hit {
-                                index: b.sample("res_index")? as u32,
-                                score: sign_extend(b.sample("res_score")?, w.score_bits) as i32,
-                            });
+                            // A beat carries res_n results in its lowest slots.
+                            let (ix, sc) =
+                                (b.sample_words("res_index")?, b.sample_words("res_score")?);
+                            for slot in 0..b.sample("res_n")? as usize {
+                                got.push(Hit {
+                                    index: field(&ix, slot, w.index_bits) as u32,
+                                    score: sign_extend(field(&sc, slot, w.score_bits), w.score_bits)
+                                        as i32,
+                                });
+                            }
                         }
                     } else {
                         b.drive("res_ready", 0)?;

@@ -25,6 +25,17 @@ pub fn pack_fields(values: impl IntoIterator<Item = i64>, bits: u32, total_bits:
     words
 }
 
+/// Field `index` of `bits` (at most 64) bits from port words: the inverse of [`pack_fields`]
+/// without the sign.
+pub fn field(words: &[u32], index: usize, bits: u32) -> u64 {
+    let mut v = 0u64;
+    for b in 0..bits as usize {
+        let pos = index * bits as usize + b;
+        v |= u64::from((words[pos / 32] >> (pos % 32)) & 1) << b;
+    }
+    v
+}
+
 /// Sign-extends the low `bits` bits of `v`.
 pub fn sign_extend(v: u64, bits: u32) -> i64 {
     let shift = 64 - bits;

@@ -28,10 +28,14 @@ pub struct Streams {
     pub n_tokens: u32,
     /// `k`: counts up to `k_max`.
     pub k: u32,
-    /// A result's token index.
+    /// Results per beat of the result stream.
+    pub res_lanes: u32,
+    /// A result's token index (the port carries `res_lanes` of them).
     pub res_index: u32,
-    /// A result's score (signed).
+    /// A result's score, signed (the port carries `res_lanes` of them).
     pub res_score: u32,
+    /// The number of results in one beat: 1 ..= `res_lanes`.
+    pub res_n: u32,
     /// The LUT shift reported with the results.
     pub res_shift: u32,
     /// The number of results of a query.
@@ -48,8 +52,10 @@ impl Streams {
             code_data: acc.config().engine.beat_bits,
             n_tokens: w.count_bits,
             k: w.k_bits,
+            res_lanes: w.result_lanes,
             res_index: w.index_bits,
             res_score: w.score_bits,
+            res_n: crate::spec::unsigned_bits(u64::from(w.result_lanes)),
             res_shift: w.shift_bits,
             res_count: w.k_bits,
         }

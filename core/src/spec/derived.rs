@@ -53,6 +53,9 @@ pub struct Widths {
     pub count_bits: u32,
     /// Unsigned width of k (0 ..= k_max).
     pub k_bits: u32,
+    /// Results per beat of the engine's result stream: as many 64-bit result words as a code
+    /// beat holds (one per cycle for `systolic`), at most the lane count.
+    pub result_lanes: u32,
 }
 
 impl Widths {
@@ -76,6 +79,12 @@ impl Widths {
             index_bits: unsigned_bits(u64::from(cfg.engine.max_tokens.saturating_sub(1))),
             count_bits: unsigned_bits(u64::from(cfg.engine.max_tokens)),
             k_bits: unsigned_bits(u64::from(cfg.topk.k_max)),
+            result_lanes: match cfg.topk.strategy {
+                TopKStrategy::Systolic => 1,
+                TopKStrategy::Select => {
+                    (cfg.engine.beat_bits / 64).clamp(1, cfg.scanner.lanes.max(1))
+                }
+            },
         }
     }
 
@@ -192,8 +201,10 @@ pub struct CycleModel {
     pub strategy: TopKStrategy,
     /// Score bits resolved per selection pass (`select`).
     pub radix_bits: u32,
-    /// Selection and sort passes: ceil(score_bits / radix_bits) (`select`).
+    /// Digits of the threshold: ceil(score_bits / radix_bits) (`select`).
     pub radix_digits: u32,
+    /// Results the top-k unit sends per cycle (`Widths::result_lanes`).
+    pub result_lanes: u32,
 }
 
 /// Cycles from `start` to the first token group's issue (start register, scanner start,
@@ -225,6 +236,7 @@ impl CycleModel {
             strategy: cfg.topk.strategy,
             radix_bits,
             radix_digits: w.score_bits.div_ceil(radix_bits),
+            result_lanes: w.result_lanes,
         }
     }
 
@@ -251,14 +263,21 @@ impl CycleModel {
             TopKStrategy::Systolic => start + 2 * k + DONE_OVERHEAD,
             // Digit 0 is counted while the scores arrive (7 cycles to settle and decide);
             // `digits - 1` threshold passes over the n/lanes buffer words (5 cycles of
-            // pipeline and a two-cycle decision each); then the emit pass, whose reads and
-            // one-per-cycle results overlap: about max(words, k) plus 7 cycles of pipeline. The emit pass is
-            // data dependent: it stops reading after the last kept score, and a run of kept
-            // scores in few words (scores rising with the index) costs up to words + k.
+            // pipeline and a two-cycle decision each); then the emit pass, whose word reads
+            // and result beats (up to `result_lanes` kept scores of one word per cycle)
+            // overlap: about max(words, k / result_lanes) plus 7 cycles of pipeline. The emit pass is
+            // data dependent: it stops reading after the last kept score, a word with more
+            // kept scores than result lanes takes several cycles, and a run of kept scores in
+            // few words (scores rising with the index) costs up to words + k / result_lanes.
             TopKStrategy::Select => {
                 let digits = u64::from(self.radix_digits);
                 let words = self.scan(n);
-                start + 7 + (digits - 1) * (words + 7) + words.max(k) + 6 + DONE_OVERHEAD
+                start
+                    + 7
+                    + (digits - 1) * (words + 7)
+                    + words.max(k.div_ceil(u64::from(self.result_lanes)))
+                    + 6
+                    + DONE_OVERHEAD
             }
         }
     }

@@ -77,6 +77,12 @@ module kvpq_board_top (
         end
     end
 
+    wire                      beat_valid;
+    wire                      beat_ready;
+    wire [3:0]              beat_n;
+    wire [135:0]              beat_index;
+    wire [135:0]              beat_score;
+    wire                      beat_last;
     wire                      res_valid;
     wire                      res_last;
     wire [16:0]              res_index;
@@ -103,13 +109,31 @@ module kvpq_board_top (
         .code_valid (issue_beat),
         .code_ready (code_ready),
         .code_data  (payload_q[512 +: 512]),
-        .res_valid  (res_valid),
-        .res_ready  (res_ready),
-        .res_index  (res_index),
-        .res_score  (res_score),
-        .res_last   (res_last),
+        .res_valid  (beat_valid),
+        .res_ready  (beat_ready),
+        .res_n      (beat_n),
+        .res_index  (beat_index),
+        .res_score  (beat_score),
+        .res_last   (beat_last),
         .res_shift  (res_shift),
         .res_count  (res_count)
+    );
+
+    // The UART takes one result at a time.
+    result_unpack u_unpack (
+        .clk       (clk),
+        .rst       (rst),
+        .in_valid  (beat_valid),
+        .in_ready  (beat_ready),
+        .in_n      (beat_n),
+        .in_index  (beat_index),
+        .in_score  (beat_score),
+        .in_last   (beat_last),
+        .out_valid (res_valid),
+        .out_ready (res_ready),
+        .out_index (res_index),
+        .out_score (res_score),
+        .out_last  (res_last)
     );
 
     // ---------------------------------------------------------------- result serializer

@@ -202,6 +202,12 @@ module kvpq_krnl (
     wire                code_valid;
     wire                code_ready;
     wire [BEAT-1:0]     code_data;
+    wire                beat_valid;
+    wire                beat_ready;
+    wire [3:0]       beat_n;
+    wire [8*IW-1:0]    beat_index;
+    wire [8*SW-1:0]    beat_score;
+    wire                beat_last;
     wire                res_valid;
     wire                res_ready;
     wire [IW-1:0]       res_index;
@@ -228,13 +234,31 @@ module kvpq_krnl (
         .code_valid (code_valid),
         .code_ready (code_ready),
         .code_data  (code_data),
-        .res_valid  (res_valid),
-        .res_ready  (res_ready),
-        .res_index  (res_index),
-        .res_score  (res_score),
-        .res_last   (res_last),
+        .res_valid  (beat_valid),
+        .res_ready  (beat_ready),
+        .res_n      (beat_n),
+        .res_index  (beat_index),
+        .res_score  (beat_score),
+        .res_last   (beat_last),
         .res_shift  (res_shift),
         .res_count  (res_count)
+    );
+
+    // The 64-bit result writer takes one result per cycle.
+    result_unpack unpack (
+        .clk       (ap_clk),
+        .rst       (rst),
+        .in_valid  (beat_valid),
+        .in_ready  (beat_ready),
+        .in_n      (beat_n),
+        .in_index  (beat_index),
+        .in_score  (beat_score),
+        .in_last   (beat_last),
+        .out_valid (res_valid),
+        .out_ready (res_ready),
+        .out_index (res_index),
+        .out_score (res_score),
+        .out_last  (res_last)
     );
 
     // ------------------------------------------------------------------ gmem0: codebook, query

@@ -8,7 +8,8 @@
 //   - The LUT of a query is built as soon as a LUT buffer is free, so the next query's LUT is
 //     built while the current query is scanned (double buffering).
 //   - start (while !busy) scans n_tokens tokens of the next built LUT from code_* and returns
-//     min(k, n_tokens) results in order on res_*; done pulses after the last one.
+//     min(k, n_tokens) results in ascending token index on res_*, up to 8 per beat;
+//     done pulses after the last one.
 //   n_tokens is clamped to MAX_TOKENS and k to K_MAX.
 `default_nettype none
 
@@ -31,9 +32,10 @@ module pq_topk_engine (
     input  wire [511:0]    code_data,  // one beat of packed codes (docs/design.md section 4)
     output wire            res_valid,  // result stream: valid
     input  wire            res_ready,  // result stream: ready
-    output wire [16:0]     res_index,  // token index of the result
-    output wire [16:0]     res_score,  // integer score of the result (signed)
-    output wire            res_last,  // last result of the query
+    output wire [3:0]      res_n,  // results in this beat, in slots 0 .. res_n - 1 (ascending token index)
+    output wire [135:0]    res_index,  // token index of each result slot
+    output wire [135:0]    res_score,  // integer score of each result slot (signed)
+    output wire            res_last,  // the beat holds the query's last result
     output reg  [2:0]      res_shift,  // LUT shift of the query (valid with its results)
     output reg  [13:0]     res_count  // results of the query: min(k, n_tokens)
 );
@@ -118,6 +120,7 @@ module pq_topk_engine (
         .count     (res_count),
         .res_valid (res_valid),
         .res_ready (res_ready),
+        .res_n     (res_n),
         .res_index (res_index),
         .res_score (res_score),
         .res_last  (res_last),

@@ -26,8 +26,9 @@ module topk_select (
     input  wire [13:0]              count,
     output wire                       res_valid,
     input  wire                       res_ready,
-    output wire [16:0]              res_index,
-    output wire [16:0]              res_score,
+    output wire [3:0]              res_n,      // results in this beat, slots 0 .. res_n - 1
+    output wire [135:0]              res_index,
+    output wire [135:0]              res_score,
     output wire                       res_last,
     output reg                        done
 );
@@ -45,6 +46,9 @@ module topk_select (
     localparam WW     = 12;     // word address
     localparam LW     = 6;      // lanes counter
     localparam RKW    = 14;     // tie rank within a word: up to max(k_max, LANES)
+    localparam RL     = 8;      // results per beat of res_*
+    localparam RNW    = 4;      // width of res_n
+    localparam LANEW  = 6;      // a lane number
     localparam QD     = 8;      // emit queue: words with kept scores waiting for the picker
     localparam QW     = 3;      // log2(QD); the queue covers the 3 words in flight and a backlog
 
@@ -296,42 +300,61 @@ module topk_select (
     wire [QW:0]               in_flight = { {QW{1'b0}}, v1_q } + { {QW{1'b0}}, v2_q } + { {QW{1'b0}}, e3_q };
     wire                      q_room = (q_used_q + in_flight) < QD[QW:0];   // room for this read too
 
-    // Picker: the lowest kept lane of the queue's head word.
+    // Picker: up to RL kept lanes of the queue's head word per cycle, lowest lanes first. A
+    // kept lane's rank among the kept lanes (a prefix count) names its result slot, and each
+    // slot takes its lane through an AND-OR tree: a prefix-count compactor.
     wire [LANES-1:0]          head_mask = q_mask[q_rd_q];
     wire [LANES*SW-1:0]       head_data = q_data[q_rd_q];
     wire [CTR-1:0]            head_base = q_base[q_rd_q];
-    reg  [LANES-1:0]          pick_onehot;
-    reg  [5:0]               pick_lane;
-    reg  [SW-1:0]             pick_score;
-    integer lq;
+    localparam [RKW-1:0]      RL_R = 14'd8;
+    reg  [RKW-1:0]            prank;          // kept lanes below this one
+    reg  [LANES-1:0]          take;           // lanes sent this cycle
+    reg  [RL*LANEW-1:0]       slot_lane;
+    reg  [RL*SW-1:0]          slot_score;
+    reg  [RNW-1:0]            take_n;         // results sent this cycle: min(kept lanes, RL)
+    integer lq, sq;
     always @* begin
-        pick_onehot = {LANES{1'b0}};
-        pick_lane   = 6'd0;
-        pick_score  = head_data[SW-1:0];
-        for (lq = LANES - 1; lq >= 0; lq = lq - 1) begin
-            if (head_mask[lq]) begin
-                pick_onehot     = {LANES{1'b0}};
-                pick_onehot[lq] = 1'b1;
-                pick_lane       = lq[5:0];
-                pick_score      = head_data[lq*SW +: SW];
+        prank      = {RKW{1'b0}};
+        take       = {LANES{1'b0}};
+        slot_lane  = {(RL*LANEW){1'b0}};
+        slot_score = {(RL*SW){1'b0}};
+        for (lq = 0; lq < LANES; lq = lq + 1) begin
+            take[lq] = head_mask[lq] && (prank < RL_R);
+            for (sq = 0; sq < RL; sq = sq + 1) begin
+                if (head_mask[lq] && (prank == sq[RKW-1:0])) begin
+                    slot_lane[sq*LANEW +: LANEW] = slot_lane[sq*LANEW +: LANEW] | lq[LANEW-1:0];
+                    slot_score[sq*SW +: SW]      = slot_score[sq*SW +: SW] | head_data[lq*SW +: SW];
+                end
             end
+            prank = prank + { 13'd0, head_mask[lq] };
+        end
+        take_n = (prank < RL_R) ? prank[RNW-1:0] : RL_R[RNW-1:0];
+    end
+    reg  [RL*IDX-1:0]         slot_index;
+    reg  [CTR-1:0]            slot_token;
+    integer st;
+    always @* begin
+        for (st = 0; st < RL; st = st + 1) begin
+            slot_token = head_base + { 12'd0, slot_lane[st*LANEW +: LANEW] };
+            slot_index[st*IDX +: IDX] = slot_token[IDX-1:0];   // tokens < max_tokens
         end
     end
-    wire [CTR-1:0]            pick_token = head_base + { 12'd0, pick_lane };
-    wire                      unused_pick_token_high = ^pick_token[CTR-1:IDX];  // tokens < max_tokens
-    wire                      head_done  = ((head_mask & ~pick_onehot) == {LANES{1'b0}});
+    wire                      head_done  = ((head_mask & ~take) == {LANES{1'b0}});
+    wire [KW-1:0]             take_n_k   = { 10'd0, take_n };
 
-    // Output register: loads a pick when it is free or being taken.
+    // Output register: loads a beat when it is free or being taken.
     reg                       out_valid_q;
     reg                       out_last_q;
-    reg  [IDX-1:0]            out_index_q;
-    reg  [SW-1:0]             out_score_q;
+    reg  [RNW-1:0]            out_n_q;
+    reg  [RL*IDX-1:0]         out_index_q;
+    reg  [RL*SW-1:0]          out_score_q;
     reg  [KW-1:0]             sent_q;         // results loaded into the output register
     wire                      out_fire = res_valid && res_ready;
     wire                      pick     = (phase_q == P_EMIT) && !q_empty && (!out_valid_q || res_ready);
     wire                      pop      = pick && head_done;
 
     assign res_valid = out_valid_q;
+    assign res_n     = out_n_q;
     assign res_index = out_index_q;
     assign res_score = out_score_q;
     assign res_last  = out_last_q;
@@ -368,15 +391,16 @@ module topk_select (
             q_base[q_wr_q] <= base3_q;
             q_wr_q         <= q_wr_q + { {(QW-1){1'b0}}, 1'b1 };
         end
-        if (pick && !head_done) q_mask[q_rd_q] <= head_mask & ~pick_onehot;
+        if (pick && !head_done) q_mask[q_rd_q] <= head_mask & ~take;
         if (pop) q_rd_q <= q_rd_q + { {(QW-1){1'b0}}, 1'b1 };
         q_used_q <= q_used_q + { {QW{1'b0}}, push } - { {QW{1'b0}}, pop };
         if (pick) begin
             out_valid_q <= 1'b1;
-            out_index_q <= pick_token[IDX-1:0];
-            out_score_q <= pick_score;
-            out_last_q  <= (sent_q == count_q - 14'd1);
-            sent_q      <= sent_q + 14'd1;
+            out_n_q     <= take_n;
+            out_index_q <= slot_index;
+            out_score_q <= slot_score;
+            out_last_q  <= (sent_q + take_n_k == count_q);
+            sent_q      <= sent_q + take_n_k;
         end else if (out_fire) begin
             out_valid_q <= 1'b0;
         end

@@ -13,6 +13,7 @@ pub struct EngineV {
     header: String,
     ports: Vec<(String, String)>,
     strategy: String,
+    res_lanes: u32,
     count_w: u32,
     k_w: u32,
     index_w: u32,
@@ -40,6 +41,7 @@ impl EngineV {
                 .map(|p| (super::declaration(p, 10), p.doc.clone()))
                 .collect(),
             strategy: c.topk.strategy.to_string(),
+            res_lanes: acc.derived().widths.result_lanes,
             count_w: w.count_bits,
             k_w: w.k_bits,
             index_w: w.index_bits,

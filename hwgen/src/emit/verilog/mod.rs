@@ -19,7 +19,7 @@ pub use dist_unit::DistUnitV;
 pub use engine::EngineV;
 pub use kvpq_core::interface::BoardFormat;
 pub use scanner::ScannerV;
-pub use topk::{TopKSelectV, TopKSystolicV};
+pub use topk::{ResultUnpackV, TopKSelectV, TopKSystolicV};
 
 pub use kvpq_core::manifest::SourceFile;
 
@@ -65,6 +65,7 @@ pub fn render(acc: &Accelerator) -> Result<Vec<SourceFile>, askama::Error> {
         TopKStrategy::Select => files.push(file("topk_select", TopKSelectV::new(acc).render())?),
     }
     files.push(file("pq_topk_engine", EngineV::new(acc).render())?);
+    files.push(file("result_unpack", ResultUnpackV::new(acc).render())?);
     files.push(file("kvpq_board_top", BoardTopV::new(acc).render())?);
     Ok(files)
 }

@@ -17,6 +17,8 @@ pub struct TopKSystolicV {
     index_w: u32,
     k_w: u32,
     lane_w: u32,
+    res_lanes: u32,
+    res_n_w: u32,
     lane_ids: Vec<u32>,
     tree: Vec<TreeLevel>,
     tree_levels: usize,
@@ -36,6 +38,8 @@ impl TopKSystolicV {
             index_w: w.index_bits,
             k_w: w.k_bits,
             lane_w: unsigned_bits(u64::from(c.scanner.lanes - 1)),
+            res_lanes: w.result_lanes,
+            res_n_w: unsigned_bits(u64::from(w.result_lanes)),
             lane_ids: (0..c.scanner.lanes).collect(),
             tree_levels: tree.len(),
             tree,
@@ -49,6 +53,15 @@ pub(super) fn zext(expr: &str, from: u32, to: u32) -> String {
         format!("{{ {}'d0, {expr} }}", to - from)
     } else {
         expr.to_string()
+    }
+}
+
+/// `expr` of `from` bits as `to` bits: zero-extended, or cut when the value is known to fit.
+fn resize(expr: &str, from: u32, to: u32) -> String {
+    if from > to {
+        format!("{expr}[{}:0]", to - 1)
+    } else {
+        zext(expr, from, to)
     }
 }
 
@@ -72,11 +85,14 @@ pub struct TopKSelectV {
     digit_w: u32,
     lane_w: u32,
     key_of_expr: String,
-    pick_lane_ext: String,
+    slot_lane_ext: String,
+    take_n_k: String,
     n_q_ext: String,
     count_ext_expr: String,
     lw: u32,
     rank_w: u32,
+    res_lanes: u32,
+    res_n_w: u32,
     ties_left_ext: String,
     hits_ext: String,
 }
@@ -101,6 +117,7 @@ impl TopKSelectV {
         // Lanes at or above a candidate in one word: at most min(lanes, max_tokens), so the
         // count's width suffices when the engine holds fewer tokens than a word has lanes.
         let lw = unsigned_bits(u64::from(lanes)).min(w.count_bits);
+        let res_n_w = unsigned_bits(u64::from(w.result_lanes));
         // Ties in one word are ranked up to the lane count, and compared with up to k_max.
         let rank_w = w.k_bits.max(unsigned_bits(u64::from(lanes)));
         let key_of_expr = if key_pad > 0 {
@@ -125,13 +142,41 @@ impl TopKSelectV {
             digit_w,
             lane_w,
             key_of_expr,
-            pick_lane_ext: zext("pick_lane", lane_w, ctr_w),
+            slot_lane_ext: zext("slot_lane[st*LANEW +: LANEW]", lane_w, ctr_w),
+            take_n_k: resize("take_n", res_n_w, w.k_bits),
             n_q_ext: zext("n_q", w.count_bits, ctr_w),
             count_ext_expr: zext("count_q", w.k_bits, w.count_bits),
             lw,
             rank_w,
+            res_lanes: w.result_lanes,
+            res_n_w,
             ties_left_ext: zext("ties_left_q", w.k_bits, rank_w),
             hits_ext: zext("hits_q[vh*LW +: LW]", lw, w.count_bits),
+        }
+    }
+}
+
+/// Template data of the result unpacker (result beats to one result per cycle).
+#[derive(Template)]
+#[template(path = "verilog/result_unpack.v")]
+pub struct ResultUnpackV {
+    header: String,
+    res_lanes: u32,
+    res_n_w: u32,
+    index_w: u32,
+    score_bits: u32,
+}
+
+impl ResultUnpackV {
+    /// Derives the template data from a validated accelerator.
+    pub fn new(acc: &Accelerator) -> Self {
+        let w = &acc.derived().widths;
+        Self {
+            header: header(acc, "result_unpack"),
+            res_lanes: w.result_lanes,
+            res_n_w: unsigned_bits(u64::from(w.result_lanes)),
+            index_w: w.index_bits,
+            score_bits: w.score_bits,
         }
     }
 }

@@ -9,7 +9,7 @@ use super::{
 use crate::emit::verilog::declaration;
 use crate::emit::verilog::header::header;
 use kvpq_core::interface::Direction;
-use kvpq_core::spec::{ceil_log2, Accelerator};
+use kvpq_core::spec::{ceil_log2, unsigned_bits, Accelerator};
 
 /// Verilog lines tying off the side of each master the kernel does not use.
 fn tie_offs(iface: &KernelInterface) -> Vec<String> {
@@ -61,6 +61,8 @@ pub struct KernelTopV {
     k_w: u32,
     index_w: u32,
     score_w: u32,
+    res_lanes: u32,
+    res_n_w: u32,
     shift_w: u32,
     max_tokens: u32,
     k_max: u32,
@@ -93,6 +95,8 @@ impl KernelTopV {
             k_w: w.k_bits,
             index_w: w.index_bits,
             score_w: w.score_bits,
+            res_lanes: w.result_lanes,
+            res_n_w: unsigned_bits(u64::from(w.result_lanes)),
             shift_w: w.shift_bits,
             max_tokens: c.engine.max_tokens,
             k_max: c.topk.k_max,
