@@ -332,11 +332,14 @@ module topk_select (
     end
     reg  [RL*IDX-1:0]         slot_index;
     reg  [CTR-1:0]            slot_token;
+    reg                       unused_token_high;  // tokens < max_tokens
     integer st;
     always @* begin
+        unused_token_high = 1'b0;
         for (st = 0; st < RL; st = st + 1) begin
             slot_token = head_base + { 12'd0, slot_lane[st*LANEW +: LANEW] };
-            slot_index[st*IDX +: IDX] = slot_token[IDX-1:0];   // tokens < max_tokens
+            slot_index[st*IDX +: IDX] = slot_token[IDX-1:0];
+            unused_token_high = unused_token_high ^ (^slot_token[CTR-1:IDX]);
         end
     end
     wire                      head_done  = ((head_mask & ~take) == {LANES{1'b0}});
