@@ -47,7 +47,6 @@ module kvpq_board_top (
                     || (issue_start && !busy) || (issue_beat && code_ready);
 
     assign rx_ready = (rx_state_q != R_ISSUE);
-    assign led_busy = busy;
 
     always @(posedge clk) begin
         if (rst) begin
@@ -132,6 +131,10 @@ module kvpq_board_top (
         .out_score (res_score),
         .out_last  (res_last)
     );
+
+    // Busy until the query's last result has left the unpacker for the UART: the engine is
+    // done once its last result beat is taken.
+    assign led_busy = busy || res_valid;
 
     // ---------------------------------------------------------------- result serializer
     reg  [RW-1:0]             tx_record_q;

@@ -232,7 +232,12 @@ pub fn board_ports() -> Vec<Port> {
             8,
             "board to host bytes: one byte of a result record",
         ),
-        p("led_busy", O, 1, "a query is in flight"),
+        p(
+            "led_busy",
+            O,
+            1,
+            "a query is in flight or its results are still leaving",
+        ),
     ]
 }
 
