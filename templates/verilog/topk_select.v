@@ -136,7 +136,8 @@ module topk_select (
     // compared with T's digits found so far (one compare), and its digit of this pass is
     // decoded into a thermometer code (digit >= v): 2^R - 1 bits per lane rather than 2^R - 1
     // key compares, which is what lets a pass resolve up to 8 bits.
-    //   s3: ge_q (every lane against every candidate)  ->  s4: hits_q  ->  s5: cand_count_q
+    //   s3a: compare and digit  ->  s3: ge_q (every lane against every candidate)  ->  s4: hits_q
+    //   ->  s5: cand_count_q (two stages in front of the thermometer: one missed 90 MHz on the ECP5)
     reg  [{{ digit_w - 1 }}:0]               digit_q;        // pass number, most significant digit first
     reg  [KEYW-1:0]           prefix_q;       // digits of T found so far
     reg  [CNT-1:0]            above_q;        // keys above the current bucket
@@ -145,14 +146,15 @@ module topk_select (
     reg  [BINS*LW-1:0]        hits_q;         // [v]: lanes at or above candidate v
     reg  [BINS*CNT-1:0]       cand_count_q;   // [v]: keys >= candidate v
     reg  [BINS-1:0]           ok_q;           // [v]: candidate v still has count keys at or above
-    reg                       v3_q, v4_q;
+    reg                       va_q, v3_q, v4_q;
+    reg  [LANES-1:0]          gt_all, eq_all, gt_a_q, eq_a_q;    // s3a: the lane against T's digits so far
+    reg  [LANES*R-1:0]        digit_all, digit_a_q;             // s3a: the lane's digit of this pass
     reg  [KEYW-1:0]           upper_all;
     reg  [BINS*LANES-1:0]     ge_all;
     reg  [BINS*LW-1:0]        hits_all;
     reg  [LW-1:0]             hits;
     reg  [KEYW-1:0]           lane_key;
     reg  [R-1:0]              lane_digit;
-    reg                       lane_gt, lane_eq;
     wire                      pass_word = v2_q && (phase_q == P_SELECT);
     wire [LANES*SW-1:0]       src_data  = in_v_q ? in_data_q : data2_q;
     wire [LANES-1:0]          src_mask  = in_v_q ? in_mask_q : (pass_word ? mask2_q : {LANES{1'b0}});
@@ -166,14 +168,18 @@ module topk_select (
         end
         for (lc = 0; lc < LANES; lc = lc + 1) begin
             lane_key   = key_of(src_data[lc*SW +: SW]);
-            lane_gt    = (lane_key & upper_q) > (prefix_q & upper_q);
-            lane_eq    = (lane_key & upper_q) == (prefix_q & upper_q);
+            gt_all[lc] = src_mask[lc] && ((lane_key & upper_q) > (prefix_q & upper_q));
+            eq_all[lc] = src_mask[lc] && ((lane_key & upper_q) == (prefix_q & upper_q));
             lane_digit = lane_key[KEYW-R +: R];
             for (dc = 1; dc < DIGITS; dc = dc + 1) begin
                 if (digit_q == dc[{{ digit_w - 1 }}:0]) lane_digit = lane_key[KEYW-R*(dc+1) +: R];
             end
+            digit_all[lc*R +: R] = lane_digit;
+        end
+        // The thermometer code, from the registered compare.
+        for (lc = 0; lc < LANES; lc = lc + 1) begin
             for (vc = 0; vc < BINS; vc = vc + 1) begin
-                ge_all[vc*LANES + lc] = src_mask[lc] && (lane_gt || (lane_eq && (lane_digit >= vc[R-1:0])));
+                ge_all[vc*LANES + lc] = gt_a_q[lc] || (eq_a_q[lc] && (digit_a_q[lc*R +: R] >= vc[R-1:0]));
             end
         end
         for (vc = 0; vc < BINS; vc = vc + 1) begin
@@ -186,9 +192,12 @@ module topk_select (
     end
 
     always @(posedge clk) begin
-        upper_q <= upper_all;
-        ge_q    <= ge_all;
-        hits_q  <= hits_all;
+        upper_q   <= upper_all;
+        gt_a_q    <= gt_all;
+        eq_a_q    <= eq_all;
+        digit_a_q <= digit_all;
+        ge_q      <= ge_all;
+        hits_q    <= hits_all;
     end
 
     // Counts fall as v rises, so the ok bits are a run from v = 0 (always ok) up to the digit
@@ -289,12 +298,27 @@ module topk_select (
     wire [LANES-1:0]          head_mask = q_mask[q_rd_q];
     wire [LANES*SW-1:0]       head_data = q_data[q_rd_q];
     wire [CTR-1:0]            head_base = q_base[q_rd_q];
-    localparam [RKW-1:0]      RL_R = {{ rank_w }}'d{{ res_lanes }};
-    reg  [RKW-1:0]            prank;          // kept lanes below this one
     reg  [LANES-1:0]          take;           // lanes sent this cycle
     reg  [RL*LANEW-1:0]       slot_lane;
     reg  [RL*SW-1:0]          slot_score;
     reg  [RNW-1:0]            take_n;         // results sent this cycle: min(kept lanes, RL)
+{%- if res_lanes == 1 %}
+    // One result per beat: the lowest kept lane, isolated with a carry chain (no rank
+    // arithmetic on the path to the output register).
+    integer lq;
+    always @* begin
+        take       = head_mask & (~head_mask + {% if lanes > 1 %}{ {{ lanes - 1 }}'d0, 1'b1 }{% else %}1'b1{% endif %});
+        slot_lane  = {LANEW{1'b0}};
+        slot_score = {SW{1'b0}};
+        for (lq = 0; lq < LANES; lq = lq + 1) begin
+            slot_lane  = slot_lane | (lq[LANEW-1:0] & {LANEW{take[lq]}});
+            slot_score = slot_score | (head_data[lq*SW +: SW] & {SW{take[lq]}});
+        end
+        take_n = 1'b1;
+    end
+{%- else %}
+    localparam [RKW-1:0]      RL_R = {{ rank_w }}'d{{ res_lanes }};
+    reg  [RKW-1:0]            prank;          // kept lanes below this one
     integer lq, sq;
     always @* begin
         prank      = {RKW{1'b0}};
@@ -313,6 +337,7 @@ module topk_select (
         end
         take_n = (prank < RL_R) ? prank[RNW-1:0] : RL_R[RNW-1:0];
     end
+{%- endif %}
     reg  [RL*IDX-1:0]         slot_index;
     reg  [CTR-1:0]            slot_token;
     reg                       unused_token_high;  // tokens < max_tokens
@@ -334,7 +359,8 @@ module topk_select (
     reg  [RNW-1:0]            out_n_q;
     reg  [RL*IDX-1:0]         out_index_q;
     reg  [RL*SW-1:0]          out_score_q;
-    reg  [KW-1:0]             sent_q;         // results loaded into the output register
+    reg  [KW-1:0]             unsent_q;       // results not yet loaded into the output register
+                                              // (counts down: an equality test, not a sum, decides res_last)
     wire                      out_fire = res_valid && res_ready;
     wire                      pick     = (phase_q == P_EMIT) && !q_empty && (!out_valid_q || res_ready);
     wire                      pop      = pick && head_done;
@@ -353,7 +379,8 @@ module topk_select (
         done       <= 1'b0;
         v1_q       <= rd_issue;
         v2_q       <= v1_q;
-        v3_q       <= in_v_q || pass_word;
+        va_q       <= in_v_q || pass_word;
+        v3_q       <= va_q;
         v4_q       <= v3_q;
         if (rd_issue) begin
             rd_word_q      <= rd_word_q + {{ word_w }}'d1;
@@ -385,8 +412,8 @@ module topk_select (
             out_n_q     <= take_n;
             out_index_q <= slot_index;
             out_score_q <= slot_score;
-            out_last_q  <= (sent_q + take_n_k == count_q);
-            sent_q      <= sent_q + take_n_k;
+            out_last_q  <= (unsent_q == take_n_k);
+            unsent_q    <= unsent_q - take_n_k;
         end else if (out_fire) begin
             out_valid_q <= 1'b0;
         end
@@ -398,6 +425,7 @@ module topk_select (
             phase_q      <= P_IDLE;
             v1_q         <= 1'b0;
             v2_q         <= 1'b0;
+            va_q         <= 1'b0;
             v3_q         <= 1'b0;
             v4_q         <= 1'b0;
             out_valid_q  <= 1'b0;
@@ -428,7 +456,7 @@ module topk_select (
                         phase_q <= P_SELECT;   // digit 0: wait for the count pipeline
                     end
                 end
-                P_SELECT: if (!rd_more && !v1_q && !v2_q && !in_v_q && !v3_q && !v4_q) begin
+                P_SELECT: if (!rd_more && !v1_q && !v2_q && !in_v_q && !va_q && !v3_q && !v4_q) begin
                     // Pass complete: which candidates keep count keys at or above them.
                     for (vh = 1; vh < BINS; vh = vh + 1) begin
                         ok_q[vh] <= cand_count_q[vh*CNT +: CNT] >= count_ext;
@@ -454,7 +482,7 @@ module topk_select (
                         thresh_q    <= prefix_next;
                         ties_left_q <= count_q - best_above_q[KW-1:0];
                         kept_q      <= {KW{1'b0}};
-                        sent_q      <= {KW{1'b0}};
+                        unsent_q    <= count_q;
                         phase_q     <= P_EMIT;
                     end else begin
                         digit_q <= digit_q + {{ digit_w }}'d1;

@@ -261,8 +261,8 @@ impl CycleModel {
             // The queues settle (`start`), the merge tree moves one winner per cycle into
             // the index-ordered output queue (k), which then emits one result per cycle (k).
             TopKStrategy::Systolic => start + 2 * k + DONE_OVERHEAD,
-            // Digit 0 is counted while the scores arrive (7 cycles to settle and decide);
-            // `digits - 1` threshold passes over the n/lanes buffer words (5 cycles of
+            // Digit 0 is counted while the scores arrive (8 cycles to settle and decide);
+            // `digits - 1` threshold passes over the n/lanes buffer words (6 cycles of
             // pipeline and a two-cycle decision each); then the emit pass, whose word reads
             // and result beats (up to `result_lanes` kept scores of one word per cycle)
             // overlap: about max(words, k / result_lanes) plus 7 cycles of pipeline. The emit pass is
@@ -273,8 +273,8 @@ impl CycleModel {
                 let digits = u64::from(self.radix_digits);
                 let words = self.scan(n);
                 start
-                    + 7
-                    + (digits - 1) * (words + 7)
+                    + 8
+                    + (digits - 1) * (words + 8)
                     + words.max(k.div_ceil(u64::from(self.result_lanes)))
                     + 6
                     + DONE_OVERHEAD
