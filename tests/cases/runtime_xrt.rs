@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use hwgen_cli::commands::generate;
 use kvpq_core::golden::{GoldenEngine, QuantCodebook, QueryResult};
-use kvpq_core::interface::alveo::KernelInterface;
+use kvpq_core::interface::alveo::{out_flags, KernelInterface};
 use kvpq_core::spec::{Accelerator, Platform};
 use kvpq_runtime::backends::xrt::{KernelKind, XrtDevice, XrtOptions, LIBRARY_ENV};
 use kvpq_runtime::{open_folder, Device, HeadQuery, ModelShape, RuntimeError};
@@ -389,6 +389,21 @@ fn failing_calls_are_faults_and_the_device_recovers() {
         &hs,
         &[(3, 0, n, k), (0, 1, n, k)],
     );
+
+    // The kernel flags a memory error in a result header (a read answered SLVERR/DECERR:
+    // no results; a result write did): a Fault naming it, then bit-exact calls again.
+    for (flags, text) in [
+        (out_flags::READ_ERROR, "bit 63"),
+        (out_flags::WRITE_ERROR, "bit 62"),
+    ] {
+        bench.fake.inject_memory_error(2, flags);
+        fault(
+            dev.search(&queries(&hs, &layer)),
+            &["memory error", "SLVERR or DECERR", text],
+        );
+        bench.fake.assert_clean("after a memory error");
+        check_call(&bench, &mut dev, &loaded, &hs, &layer);
+    }
 
     // Failing XRT calls at each step of a layer call.
     for (call, skip, value, text) in [

@@ -176,9 +176,14 @@ impl KernelInterface {
                           interrupt status (write 1 to toggle); arguments from 0x10, 8 bytes \
                           apart (buffers: low word, then high word)"
                 .into(),
-            out_doc: "out[0] = count | shift << 32; out[1 + i] = index | (uint32)score << 32 for \
-                      i < count, in ascending token index (docs/design.md section 3)"
-                .into(),
+            out_doc:
+                "out[0] = count | shift << 32 | write_error << 62 | read_error << 63; out[1 + \
+                      i] = index | (uint32)score << 32 for i < count, in ascending token index \
+                      (docs/design.md section 3). read_error: a codebook, query or code read \
+                      answered SLVERR/DECERR, so no results were written and count is 0; \
+                      write_error: a result write answered SLVERR/DECERR. The HLS kernel \
+                      cannot see AXI responses: both bits are always 0 there"
+                    .into(),
         })
     }
 
@@ -278,8 +283,8 @@ pub fn kernel_args() -> Vec<KernelArg> {
             Some("m_axi_gmem2"),
             "unsigned long*",
             "uint64_t*",
-            "1 + k_max uint64 words: out[0] = count | shift << 32, out[1 + i] = index | \
-             (uint32)score << 32",
+            "1 + k_max uint64 words: out[0] = count | shift << 32 (bit 63: read error, bit 62: \
+             write error), out[1 + i] = index | (uint32)score << 32",
         ),
         arg(
             "n_tokens",
@@ -311,30 +316,93 @@ pub fn kernel_args() -> Vec<KernelArg> {
     ]
 }
 
-/// AXI4 master signals Vitis requires of an RTL kernel, as (signal, direction seen from the
-/// kernel, width).
+/// Bits of the AXI4 ID signals (AWID, BID, ARID, RID): the kernel issues one ID, 0.
+pub const AXI_ID_BITS: u32 = 1;
+
+/// Constant values of the AXI4 master outputs the kernel never varies.
+pub mod axi {
+    /// AxBURST: INCR.
+    pub const BURST_INCR: u64 = 0b01;
+    /// AxLOCK: normal access.
+    pub const LOCK: u64 = 0;
+    /// AxCACHE: normal non-cacheable bufferable (what Vitis HLS masters issue).
+    pub const CACHE: u64 = 0b0011;
+    /// AxPROT: unprivileged, secure, data.
+    pub const PROT: u64 = 0b000;
+    /// AxQOS: no QoS scheme.
+    pub const QOS: u64 = 0;
+    /// AxID: one ID for every transaction.
+    pub const ID: u64 = 0;
+    /// xRESP OKAY.
+    pub const OKAY: u8 = 0b00;
+    /// xRESP EXOKAY (never asked for: the kernel issues no exclusive access).
+    pub const EXOKAY: u8 = 0b01;
+    /// xRESP SLVERR: the slave signalled an error.
+    pub const SLVERR: u8 = 0b10;
+    /// xRESP DECERR: no slave at the address.
+    pub const DECERR: u8 = 0b11;
+    /// Whether a response code is an error (SLVERR or DECERR: bit 1 set).
+    pub const fn is_error(resp: u8) -> bool {
+        resp & 0b10 != 0
+    }
+}
+
+/// Bits of the result header `out[0]` above `count | shift << 32`: memory errors of the run.
+pub mod out_flags {
+    /// Bit 63: a read of the codebook, the query or the codes answered SLVERR or DECERR; the
+    /// results were computed from bad data, so none were written and `count` is 0.
+    pub const READ_ERROR: u64 = 1 << 63;
+    /// Bit 62: a write of the results answered SLVERR or DECERR; `count` and `shift` are
+    /// right, but `out[1..=count]` may not hold the results.
+    pub const WRITE_ERROR: u64 = 1 << 62;
+    /// Both memory error bits.
+    pub const MEMORY_ERROR: u64 = READ_ERROR | WRITE_ERROR;
+}
+
+/// AXI4 master signals of an RTL kernel, the full set Vitis documents for `m_axi`
+/// interfaces (`<interface>_<signal>`, lower case), as (signal, direction seen from the
+/// kernel, width). Outputs the kernel never varies are constants ([`axi`]); SIZE is
+/// log2 of the bytes per beat.
 pub fn axi_master_signals(data_bits: u32) -> Vec<(&'static str, Direction, u32)> {
     use Direction::{Input as In, Output as Out};
     vec![
-        ("awvalid", Out, 1),
-        ("awready", In, 1),
+        ("awid", Out, AXI_ID_BITS),
         ("awaddr", Out, 64),
         ("awlen", Out, 8),
-        ("wvalid", Out, 1),
-        ("wready", In, 1),
+        ("awsize", Out, 3),
+        ("awburst", Out, 2),
+        ("awlock", Out, 1),
+        ("awcache", Out, 4),
+        ("awprot", Out, 3),
+        ("awqos", Out, 4),
+        ("awvalid", Out, 1),
+        ("awready", In, 1),
         ("wdata", Out, data_bits),
         ("wstrb", Out, data_bits / 8),
         ("wlast", Out, 1),
+        ("wvalid", Out, 1),
+        ("wready", In, 1),
+        ("bid", In, AXI_ID_BITS),
+        ("bresp", In, 2),
         ("bvalid", In, 1),
         ("bready", Out, 1),
-        ("arvalid", Out, 1),
-        ("arready", In, 1),
+        ("arid", Out, AXI_ID_BITS),
         ("araddr", Out, 64),
         ("arlen", Out, 8),
+        ("arsize", Out, 3),
+        ("arburst", Out, 2),
+        ("arlock", Out, 1),
+        ("arcache", Out, 4),
+        ("arprot", Out, 3),
+        ("arqos", Out, 4),
+        ("arvalid", Out, 1),
+        ("arready", In, 1),
+        ("rid", In, AXI_ID_BITS),
+        ("rdata", In, data_bits),
+        ("rresp", In, 2),
+        ("rlast", In, 1),
         ("rvalid", In, 1),
         ("rready", Out, 1),
-        ("rdata", In, data_bits),
-        ("rlast", In, 1),
     ]
 }
 

@@ -2,7 +2,10 @@
 //! random latency and stalls, and the AXI4 rules the kernel must keep, checked on every
 //! transfer: bursts of at most 256 beats that do not cross 4 KiB, aligned addresses inside an
 //! allocated buffer, stable payloads while valid waits for ready, full write strobes and
-//! WLAST on the last beat.
+//! WLAST on the last beat, and the constant attributes (ID 0, SIZE of the data width, INCR,
+//! LOCK 0, CACHE 0b0011, PROT 0, QOS 0). Responses are OKAY with ID 0 unless a fault is
+//! armed ([`FaultSel`]): then a matching burst is answered with its code on every read beat
+//! (the data still comes) or on its write response (the data is dropped).
 
 use std::collections::VecDeque;
 
@@ -10,7 +13,7 @@ use rand::Rng;
 
 use crate::error::{Result, SimError};
 use crate::harness::{Harness, PortId};
-use kvpq_core::interface::alveo::AxiMaster;
+use kvpq_core::interface::alveo::{axi, AxiMaster};
 
 struct Buffer {
     base: u64,
@@ -62,6 +65,30 @@ struct Burst {
     beats: u64,
     done: u64,
     ready_at: u64,
+    /// RRESP of every beat, or the BRESP of the burst.
+    resp: u8,
+}
+
+/// Which bursts of one master an armed fault answers with an error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FaultSel {
+    /// The `n`-th burst (from 0) the master accepts after arming.
+    Burst(u64),
+    /// Every burst that touches a byte of `start..end`.
+    Addr(u64, u64),
+}
+
+/// The AR or AW attributes that must be constant: (signal, expected value).
+fn attributes(bytes: u64) -> [(&'static str, u64); 7] {
+    [
+        ("id", axi::ID),
+        ("size", u64::from(bytes.trailing_zeros())),
+        ("burst", axi::BURST_INCR),
+        ("lock", axi::LOCK),
+        ("cache", axi::CACHE),
+        ("prot", axi::PROT),
+        ("qos", axi::QOS),
+    ]
 }
 
 /// The ports of one AXI4 master, `<master>_<signal>`.
@@ -70,6 +97,8 @@ struct AxiPorts {
     awready: PortId,
     awaddr: PortId,
     awlen: PortId,
+    /// AW attributes, in [`attributes`] order.
+    aw_attrs: Vec<PortId>,
     wvalid: PortId,
     wready: PortId,
     wdata: PortId,
@@ -77,14 +106,20 @@ struct AxiPorts {
     wlast: PortId,
     bvalid: PortId,
     bready: PortId,
+    bid: PortId,
+    bresp: PortId,
     arvalid: PortId,
     arready: PortId,
     araddr: PortId,
     arlen: PortId,
+    /// AR attributes, in [`attributes`] order.
+    ar_attrs: Vec<PortId>,
     rvalid: PortId,
     rready: PortId,
     rdata: PortId,
     rlast: PortId,
+    rid: PortId,
+    rresp: PortId,
 }
 
 /// One AXI4 master of the kernel and the memory side's state for it.
@@ -95,7 +130,12 @@ pub(super) struct Master {
     p: AxiPorts,
     reads: VecDeque<Burst>,
     writes: VecDeque<Burst>,
-    responses: VecDeque<u64>,
+    /// Write responses: (cycle from which it may be offered, BRESP).
+    responses: VecDeque<(u64, u8)>,
+    /// Armed faults and the code each answers with.
+    faults: Vec<(FaultSel, u8)>,
+    /// Bursts accepted since the faults were armed.
+    bursts: u64,
     held_ar: Option<(u64, u64)>,
     held_aw: Option<(u64, u64)>,
     held_w: Option<Vec<u32>>,
@@ -108,14 +148,22 @@ impl Master {
     /// The memory side of `master`, its ports resolved in `h`.
     pub(super) fn new(h: &Harness, master: &AxiMaster) -> Result<Self> {
         let port = |sig: &str| h.port(&format!("{}_{sig}", master.name));
+        let bytes = u64::from(master.data_bits / 8);
+        let attrs = |dir: &str| {
+            attributes(bytes)
+                .iter()
+                .map(|(sig, _)| port(&format!("{dir}{sig}")))
+                .collect::<Result<Vec<_>>>()
+        };
         Ok(Self {
             name: master.name.clone(),
-            bytes: u64::from(master.data_bits / 8),
+            bytes,
             p: AxiPorts {
                 awvalid: port("awvalid")?,
                 awready: port("awready")?,
                 awaddr: port("awaddr")?,
                 awlen: port("awlen")?,
+                aw_attrs: attrs("aw")?,
                 wvalid: port("wvalid")?,
                 wready: port("wready")?,
                 wdata: port("wdata")?,
@@ -123,18 +171,25 @@ impl Master {
                 wlast: port("wlast")?,
                 bvalid: port("bvalid")?,
                 bready: port("bready")?,
+                bid: port("bid")?,
+                bresp: port("bresp")?,
                 arvalid: port("arvalid")?,
                 arready: port("arready")?,
                 araddr: port("araddr")?,
                 arlen: port("arlen")?,
+                ar_attrs: attrs("ar")?,
                 rvalid: port("rvalid")?,
                 rready: port("rready")?,
                 rdata: port("rdata")?,
                 rlast: port("rlast")?,
+                rid: port("rid")?,
+                rresp: port("rresp")?,
             },
             reads: VecDeque::new(),
             writes: VecDeque::new(),
             responses: VecDeque::new(),
+            faults: Vec::new(),
+            bursts: 0,
             held_ar: None,
             held_aw: None,
             held_w: None,
@@ -142,6 +197,43 @@ impl Master {
             w_ready: false,
             b_offered: false,
         })
+    }
+
+    /// Answers the bursts `faults` selects with their codes from now on, counting bursts
+    /// from 0 again; an empty list answers everything OKAY.
+    pub(super) fn arm(&mut self, faults: Vec<(FaultSel, u8)>) {
+        self.faults = faults;
+        self.bursts = 0;
+    }
+
+    /// The response code of the burst of `beats` at `addr`, the next one accepted.
+    fn response(&mut self, addr: u64, beats: u64) -> u8 {
+        let n = self.bursts;
+        self.bursts += 1;
+        let end = addr + beats * self.bytes;
+        self.faults
+            .iter()
+            .find(|(sel, _)| match *sel {
+                FaultSel::Burst(i) => i == n,
+                FaultSel::Addr(lo, hi) => addr < hi && lo < end,
+            })
+            .map_or(axi::OKAY, |&(_, resp)| resp)
+    }
+
+    /// Checks the constant attributes of a valid AR (`dir` "ar") or AW ("aw").
+    fn check_attributes(&self, h: &Harness, dir: &str) -> Result<()> {
+        let ports = if dir == "ar" {
+            &self.p.ar_attrs
+        } else {
+            &self.p.aw_attrs
+        };
+        for ((sig, want), &port) in attributes(self.bytes).iter().zip(ports) {
+            let got = h.get(port);
+            if got != *want {
+                return Err(self.protocol(h, format!("{dir}{sig} = {got:#x}, expected {want:#x}")));
+            }
+        }
+        Ok(())
     }
 
     fn protocol(&self, h: &Harness, what: String) -> SimError {
@@ -178,12 +270,23 @@ impl Master {
                     .collect::<Vec<_>>();
                 h.set_words(self.p.rdata, &data);
                 h.set(self.p.rlast, u64::from(last));
+                h.set(self.p.rresp, u64::from(b.resp));
                 self.r_offered = true;
             }
         }
         h.set(self.p.rvalid, u64::from(self.r_offered));
-        self.b_offered = b_try && self.responses.front().is_some_and(|&t| t <= cycle);
+        h.set(self.p.rid, axi::ID);
+        if !self.r_offered {
+            h.set(self.p.rresp, u64::from(axi::OKAY));
+        }
+        self.b_offered = b_try && self.responses.front().is_some_and(|&(t, _)| t <= cycle);
         h.set(self.p.bvalid, u64::from(self.b_offered));
+        h.set(self.p.bid, axi::ID);
+        let bresp = self.responses.front().filter(|_| self.b_offered);
+        h.set(
+            self.p.bresp,
+            u64::from(bresp.map_or(axi::OKAY, |&(_, r)| r)),
+        );
     }
 
     fn check_burst(&self, h: &Harness, mem: &mut DeviceMemory, addr: u64, len: u64) -> Result<()> {
@@ -217,23 +320,28 @@ impl Master {
         let p = &self.p;
         // AR: payload stable while waiting; accepted bursts are checked and queued.
         if h.get(p.arvalid) == 1 {
+            self.check_attributes(h, "ar")?;
+            let p = &self.p;
             let ar = (h.get(p.araddr), h.get(p.arlen));
             if self.held_ar.is_some_and(|held| held != ar) {
                 return Err(self.protocol(h, "AR changed while waiting".into()));
             }
             if h.get(p.arready) == 1 {
                 self.check_burst(h, mem, ar.0, ar.1)?;
+                let resp = self.response(ar.0, ar.1 + 1);
                 self.reads.push_back(Burst {
                     addr: ar.0,
                     beats: ar.1 + 1,
                     done: 0,
                     ready_at: h.cycle() + latency,
+                    resp,
                 });
                 self.held_ar = None;
             } else {
                 self.held_ar = Some(ar);
             }
         }
+        let p = &self.p;
         if self.r_offered && h.get(p.rready) == 1 {
             let b = self.reads.front_mut().expect("offered from a burst");
             b.done += 1;
@@ -243,17 +351,21 @@ impl Master {
         }
         // AW.
         if h.get(p.awvalid) == 1 {
+            self.check_attributes(h, "aw")?;
+            let p = &self.p;
             let aw = (h.get(p.awaddr), h.get(p.awlen));
             if self.held_aw.is_some_and(|held| held != aw) {
                 return Err(self.protocol(h, "AW changed while waiting".into()));
             }
             if h.get(p.awready) == 1 {
                 self.check_burst(h, mem, aw.0, aw.1)?;
+                let resp = self.response(aw.0, aw.1 + 1);
                 self.writes.push_back(Burst {
                     addr: aw.0,
                     beats: aw.1 + 1,
                     done: 0,
                     ready_at: 0,
+                    resp,
                 });
                 self.held_aw = None;
             } else {
@@ -261,6 +373,7 @@ impl Master {
             }
         }
         // W: data into memory, WLAST exactly on the last beat, then a response.
+        let p = &self.p;
         if h.get(p.wvalid) == 1 {
             let data = h.get_words(p.wdata);
             let strb = h.get(p.wstrb);
@@ -276,20 +389,23 @@ impl Master {
                 let b = self.writes.front_mut().expect("wready needs a burst");
                 let addr = b.addr + b.done * bytes;
                 b.done += 1;
-                let (done, beats) = (b.done, b.beats);
+                let (done, beats, resp) = (b.done, b.beats, b.resp);
                 let end = done == beats;
                 if last != end {
                     return Err(
                         self.protocol(h, format!("WLAST = {last} on beat {done} of {beats}"))
                     );
                 }
-                let dst = mem.find(addr, bytes).expect("checked when accepted");
-                for (chunk, w) in dst.chunks_mut(4).zip(&data) {
-                    chunk.copy_from_slice(&w.to_le_bytes());
+                // A burst answered with an error leaves memory as it was.
+                if !axi::is_error(resp) {
+                    let dst = mem.find(addr, bytes).expect("checked when accepted");
+                    for (chunk, w) in dst.chunks_mut(4).zip(&data) {
+                        chunk.copy_from_slice(&w.to_le_bytes());
+                    }
                 }
                 if end {
                     self.writes.pop_front();
-                    self.responses.push_back(h.cycle() + latency);
+                    self.responses.push_back((h.cycle() + latency, resp));
                 }
                 self.held_w = None;
             } else {
@@ -298,7 +414,7 @@ impl Master {
         } else if self.held_w.is_some() {
             return Err(self.protocol(h, "WVALID dropped before WREADY".into()));
         }
-        if self.b_offered && h.get(p.bready) == 1 {
+        if self.b_offered && h.get(self.p.bready) == 1 {
             self.responses.pop_front();
         }
         Ok(())

@@ -10,10 +10,10 @@ use crate::build::BuiltModel;
 use crate::error::{Result, SimError};
 use crate::harness::{Harness, PortId, Stalls};
 use kvpq_core::golden::{Hit, QuantCodebook, QueryResult};
-use kvpq_core::interface::alveo::{ap_ctrl, reg, ArgKind, KernelInterface};
+use kvpq_core::interface::alveo::{ap_ctrl, out_flags, reg, ArgKind, KernelInterface};
 use kvpq_core::spec::Accelerator;
 use lite::LiteMaster;
-use memory::{DeviceMemory, Master};
+use memory::{DeviceMemory, FaultSel, Master};
 
 /// Poison the result buffer is filled with, to see words the kernel did not write.
 const POISON: u8 = 0xa5;
@@ -38,6 +38,34 @@ pub struct KernelCall<'a> {
     pub k: u32,
 }
 
+/// Where an injected memory error strikes (see [`KernelSim::inject`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultAt {
+    /// The `n`-th burst (from 0) that `master` (e.g. `m_axi_gmem1`) accepts in the run.
+    Burst {
+        /// AXI master name.
+        master: String,
+        /// Burst number within the run, from 0.
+        n: u64,
+    },
+    /// Every burst touching a byte of `bytes` (offsets into the buffer) of argument `arg`.
+    Range {
+        /// Buffer argument name (`codebook`, `query`, `codes`, `out`).
+        arg: String,
+        /// Byte offsets into that buffer.
+        bytes: std::ops::Range<u64>,
+    },
+}
+
+/// An error response of device memory, injected for one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// Where it strikes.
+    pub at: FaultAt,
+    /// The RRESP/BRESP code (`axi::SLVERR` or `axi::DECERR`).
+    pub resp: u8,
+}
+
 /// What one run returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelOutcome {
@@ -45,6 +73,10 @@ pub struct KernelOutcome {
     pub result: QueryResult,
     /// Count from the header.
     pub count: u32,
+    /// Header bit 63: a read answered with an error (no results, count 0).
+    pub read_error: bool,
+    /// Header bit 62: a result write answered with an error.
+    pub write_error: bool,
     /// Cycles from the ap_start write to the poll that saw ap_done.
     pub cycles: u64,
 }
@@ -64,6 +96,7 @@ pub struct KernelSim {
     rst_n: PortId,
     interrupt: PortId,
     interrupt_seen: bool,
+    faults: Vec<Fault>,
 }
 
 impl KernelSim {
@@ -96,6 +129,7 @@ impl KernelSim {
             mem: DeviceMemory::default(),
             masters,
             interrupt_seen: false,
+            faults: Vec::new(),
         };
         sim.reset()?;
         Ok(sim)
@@ -180,6 +214,55 @@ impl KernelSim {
         })
     }
 
+    /// Makes memory answer the next [`Self::call`] with `fault.resp` where `fault.at`
+    /// says; faults are forgotten after that run.
+    pub fn inject(&mut self, fault: Fault) -> Result<()> {
+        let known = match &fault.at {
+            FaultAt::Burst { master, .. } => self.iface.master(master).is_some(),
+            FaultAt::Range { arg, .. } => self
+                .iface
+                .arg(arg)
+                .is_some_and(|a| a.kind == ArgKind::Buffer),
+        };
+        if !known {
+            return Err(SimError::Interface {
+                module: "kvpq_krnl".into(),
+                what: format!("no master or buffer argument for the fault {:?}", fault.at),
+            });
+        }
+        self.faults.push(fault);
+        Ok(())
+    }
+
+    /// Arms the injected faults on their masters, given the buffers' addresses by argument.
+    fn arm_faults(&mut self, addrs: &[(&str, u64)]) {
+        let faults = std::mem::take(&mut self.faults);
+        for (i, m) in self.iface.masters.iter().enumerate() {
+            let mut sel = Vec::new();
+            for f in &faults {
+                match &f.at {
+                    FaultAt::Burst { master, n } if *master == m.name => {
+                        sel.push((FaultSel::Burst(*n), f.resp));
+                    }
+                    FaultAt::Range { arg, bytes } => {
+                        let on_m = self
+                            .iface
+                            .arg(arg)
+                            .is_some_and(|a| a.master.as_deref() == Some(m.name.as_str()));
+                        if let Some(&(_, base)) = addrs.iter().find(|(a, _)| a == arg) {
+                            if on_m {
+                                let sel_at = FaultSel::Addr(base + bytes.start, base + bytes.end);
+                                sel.push((sel_at, f.resp));
+                            }
+                        }
+                    }
+                    FaultAt::Burst { .. } => {}
+                }
+            }
+            self.masters[i].arm(sel);
+        }
+    }
+
     /// Address for a new buffer, at a random aligned offset inside its first page.
     fn place(&mut self, bytes: Vec<u8>, align: u64) -> u64 {
         self.mem.place(&mut self.h, bytes, align)
@@ -240,6 +323,12 @@ impl KernelSim {
         let out_len = 8 * (1 + self.k_max as usize);
         let out_addr = self.place(vec![POISON; out_len], 8);
 
+        self.arm_faults(&[
+            ("codebook", codebook_addr),
+            ("query", query_addr),
+            ("codes", codes_addr),
+            ("out", out_addr),
+        ]);
         self.set_arg("codebook", codebook_addr)?;
         self.set_arg("query", query_addr)?;
         self.set_arg("codes", codes_addr)?;
@@ -272,6 +361,7 @@ impl KernelSim {
                 .check(deadline, || format!("ap_done (ap_ctrl {ctrl:#x})"))?;
         }
         let cycles = self.h.cycle() - start;
+        self.arm_faults(&[]);
         // ap_done is clear-on-read; the kernel is idle again; the interrupt fired and the
         // status register acknowledges it.
         let ctrl = self.read_reg(reg::CTRL)?;
@@ -295,7 +385,15 @@ impl KernelSim {
         let word =
             |i: usize| u64::from_le_bytes(out[8 * i..8 * i + 8].try_into().expect("8 bytes"));
         let header = word(0);
+        let (read_error, write_error) = (
+            header & out_flags::READ_ERROR != 0,
+            header & out_flags::WRITE_ERROR != 0,
+        );
+        let header = header & !out_flags::MEMORY_ERROR;
         let count = header as u32;
+        if read_error && count != 0 {
+            return Err(self.protocol(format!("read error flagged with count {count}")));
+        }
         if count > self.k_max {
             return Err(self.protocol(format!("header count {count} exceeds k_max")));
         }
@@ -315,6 +413,8 @@ impl KernelSim {
                 shift: (header >> 32) as u32,
             },
             count,
+            read_error,
+            write_error,
             cycles,
         })
     }

@@ -3,6 +3,9 @@
 // channel, as INCR bursts of at most 256 beats that never cross a 4 KiB boundary (AXI4 rule),
 // and streams them out in order. `base` must be aligned to DATA_W/8 bytes (XRT buffers are
 // 4 KiB aligned). The R channel is passed straight through, so `out_ready` is the backpressure.
+// The AR signals the reader never varies are constants (ID 0, SIZE log2 of the beat bytes,
+// INCR, normal non-cacheable bufferable, unprivileged, no QoS). `err` latches a beat that
+// came with RRESP SLVERR or DECERR until `clear`; its data is still delivered.
 `default_nettype none
 
 module kvpq_axi_reader #(
@@ -12,17 +15,28 @@ module kvpq_axi_reader #(
     input  wire              clk,
     input  wire              rst,
     input  wire              start,      // latch base and beats (while !busy)
+    input  wire              clear,      // forget a latched error
     input  wire [63:0]       base,
     input  wire [31:0]       beats,
     output wire              busy,       // beats still to arrive
-    output reg               m_arvalid,
-    input  wire              m_arready,
+    output reg               err,        // a beat answered SLVERR or DECERR since `clear`
+    output wire [0:0]        m_arid,
     output reg  [63:0]       m_araddr,
     output reg  [7:0]        m_arlen,
+    output wire [2:0]        m_arsize,
+    output wire [1:0]        m_arburst,
+    output wire [0:0]        m_arlock,
+    output wire [3:0]        m_arcache,
+    output wire [2:0]        m_arprot,
+    output wire [3:0]        m_arqos,
+    output reg               m_arvalid,
+    input  wire              m_arready,
+    input  wire [0:0]        m_rid,
+    input  wire [DATA_W-1:0] m_rdata,
+    input  wire [1:0]        m_rresp,
+    input  wire              m_rlast,
     input  wire              m_rvalid,
     output wire              m_rready,
-    input  wire [DATA_W-1:0] m_rdata,
-    input  wire              m_rlast,
     output wire              out_valid,
     input  wire              out_ready,
     output wire [DATA_W-1:0] out_data
@@ -37,12 +51,20 @@ module kvpq_axi_reader #(
     wire [31:0] len   = (ask_q < cap) ? ask_q : cap;
     wire [31:0] len_m1 = len - 32'd1;
 
+    assign m_arid    = 1'b0;
+    localparam [2:0] AXSIZE = SIZE_LOG2;
+    assign m_arsize  = AXSIZE;
+    assign m_arburst = 2'b01;     // INCR
+    assign m_arlock  = 1'b0;
+    assign m_arcache = 4'b0011;
+    assign m_arprot  = 3'b000;
+    assign m_arqos   = 4'd0;
     assign busy      = (left_q != 32'd0);
     assign out_valid = m_rvalid;
     assign m_rready  = out_ready;
     assign out_data  = m_rdata;
-    // Bursts are counted by beats; RLAST carries nothing new.
-    wire   unused_rlast = m_rlast;
+    // Bursts are counted by beats, so RLAST carries nothing new; one ID is ever issued.
+    wire   unused_r = &{m_rlast, m_rid, m_rresp[0]};
     wire   unused_len   = &len_m1[31:8];
 
     always @(posedge clk) begin
@@ -53,6 +75,7 @@ module kvpq_axi_reader #(
             addr_q    <= 64'd0;
             ask_q     <= 32'd0;
             left_q    <= 32'd0;
+            err       <= 1'b0;
         end else if (start) begin
             addr_q <= base;
             ask_q  <= beats;
@@ -68,6 +91,11 @@ module kvpq_axi_reader #(
                 ask_q     <= ask_q - len;
             end
             if (m_rvalid && out_ready) left_q <= left_q - 32'd1;
+        end
+        // SLVERR (2'b10) and DECERR (2'b11) both have RRESP[1] set.
+        if (!rst) begin
+            if (clear) err <= 1'b0;
+            else if (m_rvalid && out_ready && m_rresp[1]) err <= 1'b1;
         end
     end
 endmodule

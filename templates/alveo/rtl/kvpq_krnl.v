@@ -6,6 +6,9 @@
 //   3. stream ceil(n_tokens / {{ tpb }}) code beats from `codes` (gmem1) through the scanner;
 //   4. write the results to out[1..] and then the header to out[0] (gmem2), 64-bit words:
 //      out[0] = count | shift << 32, out[1 + i] = index | score << 32 (score as int32).
+//      The results are written once every code beat is in. A read answered SLVERR or DECERR
+//      (codebook, query or codes) sets bit 63 of out[0] and withholds the results (count 0);
+//      a result write answered SLVERR or DECERR sets bit 62. The run completes either way.
 // n_tokens and k are clamped to max_tokens = {{ max_tokens }} and k_max = {{ k_max }}, as in the engine.
 `default_nettype none
 // Vitis requires the port name `interrupt`, a C++ keyword-like word to Verilator.
@@ -49,6 +52,11 @@ module kvpq_krnl (
     wire        rd0_busy;         // gmem0 reader has words to deliver
     wire        wr_busy;          // gmem2 writer has words or responses outstanding
     wire        ap_done = (state_q == S_FIN) && !wr_busy;
+    wire        run_go  = (state_q == S_IDLE) && ap_start;   // a run is taken: clear errors
+    wire        rd0_err;          // a gmem0 read answered SLVERR/DECERR in this run
+    wire        rd1_err;          // a gmem1 read answered SLVERR/DECERR in this run
+    wire        wr_err;           // a gmem2 write answered SLVERR/DECERR in this run
+    wire        rd_err  = rd0_err || rd1_err;
 {%- for a in args %}
     wire [{{ a.size * 8 - 1 }}:0] arg_{{ a.name }};
 {%- endfor %}
@@ -196,15 +204,26 @@ module kvpq_krnl (
         .start     (rd0_start),
         .base      (rd0_base),
         .beats     (rd0_beats),
+        .clear     (run_go),
         .busy      (rd0_busy),
-        .m_arvalid (m_axi_gmem0_arvalid),
-        .m_arready (m_axi_gmem0_arready),
+        .err       (rd0_err),
+        .m_arid    (m_axi_gmem0_arid),
         .m_araddr  (m_axi_gmem0_araddr),
         .m_arlen   (m_axi_gmem0_arlen),
+        .m_arsize  (m_axi_gmem0_arsize),
+        .m_arburst (m_axi_gmem0_arburst),
+        .m_arlock  (m_axi_gmem0_arlock),
+        .m_arcache (m_axi_gmem0_arcache),
+        .m_arprot  (m_axi_gmem0_arprot),
+        .m_arqos   (m_axi_gmem0_arqos),
+        .m_arvalid (m_axi_gmem0_arvalid),
+        .m_arready (m_axi_gmem0_arready),
+        .m_rid     (m_axi_gmem0_rid),
+        .m_rdata   (m_axi_gmem0_rdata),
+        .m_rresp   (m_axi_gmem0_rresp),
+        .m_rlast   (m_axi_gmem0_rlast),
         .m_rvalid  (m_axi_gmem0_rvalid),
         .m_rready  (m_axi_gmem0_rready),
-        .m_rdata   (m_axi_gmem0_rdata),
-        .m_rlast   (m_axi_gmem0_rlast),
         .out_valid (w0_valid),
         .out_ready (w0_ready),
         .out_data  (w0_data)
@@ -223,36 +242,53 @@ module kvpq_krnl (
         .start     (start),
         .base      (arg_codes),
         .beats     (beats_q),
+        .clear     (run_go),
         .busy      (rd1_busy),
-        .m_arvalid (m_axi_gmem1_arvalid),
-        .m_arready (m_axi_gmem1_arready),
+        .err       (rd1_err),
+        .m_arid    (m_axi_gmem1_arid),
         .m_araddr  (m_axi_gmem1_araddr),
         .m_arlen   (m_axi_gmem1_arlen),
+        .m_arsize  (m_axi_gmem1_arsize),
+        .m_arburst (m_axi_gmem1_arburst),
+        .m_arlock  (m_axi_gmem1_arlock),
+        .m_arcache (m_axi_gmem1_arcache),
+        .m_arprot  (m_axi_gmem1_arprot),
+        .m_arqos   (m_axi_gmem1_arqos),
+        .m_arvalid (m_axi_gmem1_arvalid),
+        .m_arready (m_axi_gmem1_arready),
+        .m_rid     (m_axi_gmem1_rid),
+        .m_rdata   (m_axi_gmem1_rdata),
+        .m_rresp   (m_axi_gmem1_rresp),
+        .m_rlast   (m_axi_gmem1_rlast),
         .m_rvalid  (m_axi_gmem1_rvalid),
         .m_rready  (m_axi_gmem1_rready),
-        .m_rdata   (m_axi_gmem1_rdata),
-        .m_rlast   (m_axi_gmem1_rlast),
         .out_valid (code_valid),
         .out_ready (code_ready),
         .out_data  (code_word)
     );
-    wire unused_rd1_busy = rd1_busy;
 
     // ------------------------------------------------------------------ gmem2: results
-    reg  [63:0] header_q;
-    wire        wr_start = start || (state_q == S_HDR && !wr_busy);
-    wire [63:0] wr_base  = start ? arg_out + 64'd8 : arg_out;
-    wire [31:0] wr_beats = start ? count_q : 32'd1;
-    wire        wr_valid = (state_q == S_RUN) ? res_valid : (state_q == S_FIN);
+    // The results' writer starts once every code beat is in, so a read error is known: the
+    // results are then dropped (0 beats) and the header says count 0.
+    reg  [63:0] header_q;         // count | shift << 32, from the engine
+    reg         wr_go_q;          // the results' writer was started in this run
+    reg         done_q;           // the engine finished in this run
+    wire        res_go   = (state_q == S_RUN) && !wr_go_q && !rd1_busy;
+    wire        wr_start = res_go || (state_q == S_HDR && !wr_busy);
+    wire [63:0] wr_base  = res_go ? arg_out + 64'd8 : arg_out;
+    wire [31:0] wr_beats = res_go ? (rd_err ? 32'd0 : count_q) : 32'd1;
+    wire        wr_valid = (state_q == S_RUN) ? res_valid && wr_go_q && !rd_err : (state_q == S_FIN);
     wire        wr_ready;
+    wire [63:0] header   = { rd_err, wr_err, header_q[61:32], rd_err ? 32'd0 : header_q[31:0] };
+    wire        unused_header = &header_q[63:62];   // shift is narrower than 30 bits
     // Score sign-extended to 32 bits, index zero-extended.
 {%- if score_w < 32 %}
     wire [31:0] score32 = { {(32-SW){res_score[SW-1]}}, res_score };
 {%- else %}
     wire [31:0] score32 = res_score;
 {%- endif %}
-    wire [63:0] wr_data  = (state_q == S_RUN) ? { score32, {(32-IW){1'b0}}, res_index } : header_q;
-    assign res_ready = (state_q == S_RUN) && wr_ready;
+    wire [63:0] wr_data  = (state_q == S_RUN) ? { score32, {(32-IW){1'b0}}, res_index } : header;
+    assign res_ready = (state_q == S_RUN) && wr_go_q && (rd_err || wr_ready);
 
     kvpq_axi_writer #(.DATA_W(64), .SIZE_LOG2(3)) wr (
         .clk       (ap_clk),
@@ -260,16 +296,27 @@ module kvpq_krnl (
         .start     (wr_start),
         .base      (wr_base),
         .beats     (wr_beats),
+        .clear     (run_go),
         .busy      (wr_busy),
-        .m_awvalid (m_axi_gmem2_awvalid),
-        .m_awready (m_axi_gmem2_awready),
+        .err       (wr_err),
+        .m_awid    (m_axi_gmem2_awid),
         .m_awaddr  (m_axi_gmem2_awaddr),
         .m_awlen   (m_axi_gmem2_awlen),
-        .m_wvalid  (m_axi_gmem2_wvalid),
-        .m_wready  (m_axi_gmem2_wready),
+        .m_awsize  (m_axi_gmem2_awsize),
+        .m_awburst (m_axi_gmem2_awburst),
+        .m_awlock  (m_axi_gmem2_awlock),
+        .m_awcache (m_axi_gmem2_awcache),
+        .m_awprot  (m_axi_gmem2_awprot),
+        .m_awqos   (m_axi_gmem2_awqos),
+        .m_awvalid (m_axi_gmem2_awvalid),
+        .m_awready (m_axi_gmem2_awready),
         .m_wdata   (m_axi_gmem2_wdata),
         .m_wstrb   (m_axi_gmem2_wstrb),
         .m_wlast   (m_axi_gmem2_wlast),
+        .m_wvalid  (m_axi_gmem2_wvalid),
+        .m_wready  (m_axi_gmem2_wready),
+        .m_bid     (m_axi_gmem2_bid),
+        .m_bresp   (m_axi_gmem2_bresp),
         .m_bvalid  (m_axi_gmem2_bvalid),
         .m_bready  (m_axi_gmem2_bready),
         .in_valid  (wr_valid),
@@ -296,7 +343,10 @@ module kvpq_krnl (
             k_q        <= {KW{1'b0}};
             count_q    <= 32'd0;
             header_q   <= 64'd0;
+            wr_go_q    <= 1'b0;
+            done_q     <= 1'b0;
         end else begin
+            if (res_go) wr_go_q <= 1'b1;
             // Assemble centroids and the query from 32-bit words, element 0 lowest.
             if (w0_fire && state_q == S_CB) begin
 {%- if sub == 1 %}
@@ -342,14 +392,20 @@ module kvpq_krnl (
                     div_r_q    <= 32'd0;
                     beats_q    <= 32'd0;
                     div_left_q <= 6'd32;
+                    wr_go_q    <= 1'b0;
+                    done_q     <= 1'b0;
                     state_q    <= (arg_load_codebook != 32'd0) ? S_CB : S_Q;
                 end
                 S_CB: if (!rd0_busy && !cb_valid_q) state_q <= S_Q;
                 S_Q:  if (q_valid_q && q_ready) state_q <= S_START;
                 S_START: if (start) state_q <= S_RUN;
-                S_RUN: if (done) begin
-                    header_q <= { {(32-HW){1'b0}}, res_shift, {(32-KW){1'b0}}, res_count };
-                    state_q  <= S_HDR;
+                S_RUN: begin
+                    if (done) begin
+                        header_q <= { {(32-HW){1'b0}}, res_shift, {(32-KW){1'b0}}, res_count };
+                        done_q   <= 1'b1;
+                    end
+                    // The engine is done and the results' writer took its beats.
+                    if ((done || done_q) && wr_go_q) state_q <= S_HDR;
                 end
                 S_HDR: if (!wr_busy) state_q <= S_FIN;
                 S_FIN: if (!wr_busy) state_q <= S_IDLE;

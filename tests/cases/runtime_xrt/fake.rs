@@ -131,6 +131,14 @@ impl Fake {
         unsafe { f(name.as_ptr(), skip as c_long, value) };
     }
 
+    /// Makes the run executed after `skip` more report a memory error in its result header
+    /// (`flags`: `out_flags::READ_ERROR` and/or `WRITE_ERROR`), as the RTL kernel does.
+    pub fn inject_memory_error(&self, skip: i64, flags: u64) {
+        let f: unsafe extern "C" fn(c_long, u64) = self.sym("fake_xrt_inject_memory_error");
+        // SAFETY: stores two numbers.
+        unsafe { f(skip as c_long, flags) };
+    }
+
     /// Calls of `call` so far (all calls for `None`).
     pub fn calls(&self, call: Option<&str>) -> c_long {
         let name = call.map(|c| CString::new(c).expect("no NUL"));

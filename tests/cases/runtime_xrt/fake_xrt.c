@@ -99,6 +99,12 @@ static struct {
 } inject;
 
 static struct {
+    long skip;
+    uint64_t flags;
+    int armed;
+} memory_error;
+
+static struct {
     char call[64];
     long count;
 } counters[64];
@@ -194,6 +200,16 @@ void fake_xrt_inject(const char *call, long skip, long long value)
     inject.skip = skip;
     inject.value = value;
     inject.armed = 1;
+}
+
+/* The run executed after `skip` more reports a memory error as the RTL kernel would: `flags`
+ * (bit 63 read error, bit 62 write error) is set in out[0], the last buffer argument's first
+ * word; a read error also clears the count (no results). */
+void fake_xrt_inject_memory_error(long skip, unsigned long long flags)
+{
+    memory_error.skip = skip;
+    memory_error.flags = flags;
+    memory_error.armed = 1;
 }
 
 /* Calls of `call` so far; every call when `call` is NULL. */
@@ -469,6 +485,21 @@ static void execute_next(void)
     } else {
         violation("a run executed with no handler registered");
         r->state = ERT_CMD_STATE_ERROR;
+    }
+    if (memory_error.armed && memory_error.skip-- == 0) {
+        memory_error.armed = 0;
+        int out = -1;
+        for (int i = 0; i < iface.nargs; i++)
+            if (iface.is_buffer[i])
+                out = i;
+        if (out >= 0 && r->bo[out]->size >= 8) {
+            uint64_t header;
+            memcpy(&header, r->bo[out]->mem, 8);
+            if (memory_error.flags >> 63)
+                header &= ~(uint64_t)0xffffffffu;
+            header |= memory_error.flags;
+            memcpy(r->bo[out]->mem, &header, 8);
+        }
     }
     for (int i = 0; i < iface.nargs; i++) {
         if (!iface.is_buffer[i])

@@ -6,7 +6,10 @@
 // consecutive addresses from `base` on an AXI4 write channel, as INCR bursts of at most 256
 // beats that never cross a 4 KiB boundary; each burst's address goes out before its data.
 // `busy` stays high until every write response has come back, so the data is in memory
-// when it falls. `base` must be aligned to DATA_W/8 bytes.
+// when it falls. `base` must be aligned to DATA_W/8 bytes. The AW signals the writer never
+// varies are constants (ID 0, SIZE log2 of the beat bytes, INCR, normal non-cacheable
+// bufferable, unprivileged, no QoS). `err` latches a write response SLVERR or DECERR until
+// `clear`.
 `default_nettype none
 
 module kvpq_axi_writer #(
@@ -16,18 +19,29 @@ module kvpq_axi_writer #(
     input  wire                clk,
     input  wire                rst,
     input  wire                start,      // latch base and beats (while !busy)
+    input  wire                clear,      // forget a latched error
     input  wire [63:0]         base,
     input  wire [31:0]         beats,
     output wire                busy,
-    output reg                 m_awvalid,
-    input  wire                m_awready,
+    output reg                 err,        // a response was SLVERR or DECERR since `clear`
+    output wire [0:0]          m_awid,
     output reg  [63:0]         m_awaddr,
     output reg  [7:0]          m_awlen,
-    output wire                m_wvalid,
-    input  wire                m_wready,
+    output wire [2:0]          m_awsize,
+    output wire [1:0]          m_awburst,
+    output wire [0:0]          m_awlock,
+    output wire [3:0]          m_awcache,
+    output wire [2:0]          m_awprot,
+    output wire [3:0]          m_awqos,
+    output reg                 m_awvalid,
+    input  wire                m_awready,
     output wire [DATA_W-1:0]   m_wdata,
     output wire [DATA_W/8-1:0] m_wstrb,
     output wire                m_wlast,
+    output wire                m_wvalid,
+    input  wire                m_wready,
+    input  wire [0:0]          m_bid,
+    input  wire [1:0]          m_bresp,
     input  wire                m_bvalid,
     output wire                m_bready,
     input  wire                in_valid,
@@ -50,6 +64,16 @@ module kvpq_axi_writer #(
     wire aw_fire  = m_awvalid && m_awready;
     wire b_fire   = m_bvalid;
 
+    assign m_awid    = 1'b0;
+    localparam [2:0] AXSIZE = SIZE_LOG2;
+    assign m_awsize  = AXSIZE;
+    assign m_awburst = 2'b01;     // INCR
+    assign m_awlock  = 1'b0;
+    assign m_awcache = 4'b0011;
+    assign m_awprot  = 3'b000;
+    assign m_awqos   = 4'd0;
+    // One ID is ever issued; SLVERR and DECERR both have BRESP[1] set.
+    wire unused_b = &{m_bid, m_bresp[0]};
     assign m_wvalid = in_burst && in_valid;
     assign in_ready = in_burst && m_wready;
     assign m_wdata  = in_data;
@@ -67,6 +91,7 @@ module kvpq_axi_writer #(
             ask_q     <= 32'd0;
             burst_q   <= 9'd0;
             open_q    <= 32'd0;
+            err       <= 1'b0;
         end else if (start) begin
             addr_q <= base;
             ask_q  <= beats;
@@ -89,6 +114,10 @@ module kvpq_axi_writer #(
                 2'b01:   open_q <= open_q - 32'd1;
                 default: ;
             endcase
+        end
+        if (!rst) begin
+            if (clear) err <= 1'b0;
+            else if (b_fire && m_bresp[1]) err <= 1'b1;
         end
     end
 endmodule

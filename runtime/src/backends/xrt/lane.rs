@@ -3,6 +3,7 @@
 //! every call uses lane `i`, so all searches of a call are in flight at once.
 
 use kvpq_core::golden::{Hit, QueryResult};
+use kvpq_core::interface::alveo::out_flags;
 use kvpq_core::spec::Accelerator;
 
 use super::args::KernelArgs;
@@ -130,7 +131,9 @@ impl Lane {
 
 /// Decodes `out` (`out[0] = count | shift << 32`, `out[1 + i] = index | (u32)score << 32`)
 /// of a search of `n` tokens for `k` results. A count other than min(n, k) or an index past
-/// `n` is a fault: the kernel always returns min(n, k) hits of scanned tokens.
+/// `n` is a fault: the kernel always returns min(n, k) hits of scanned tokens. So is a memory
+/// error the kernel flags in the header (bit 63: a read answered SLVERR/DECERR and no results
+/// came back; bit 62: a result write did, so the results in memory cannot be trusted).
 pub(crate) fn decode(out: &[u8], n: usize, k: usize) -> Result<QueryResult, RuntimeError> {
     let word = |i: usize| {
         out.get(8 * i..8 * i + 8)
@@ -144,6 +147,20 @@ pub(crate) fn decode(out: &[u8], n: usize, k: usize) -> Result<QueryResult, Runt
             })
     };
     let header = word(0)?;
+    if header & out_flags::READ_ERROR != 0 {
+        return Err(fault(
+            "memory error: a read of the codebook, the query or the codes answered SLVERR or \
+             DECERR (result header bit 63); the kernel returned no results"
+                .into(),
+        ));
+    }
+    if header & out_flags::WRITE_ERROR != 0 {
+        return Err(fault(
+            "memory error: a write of the results answered SLVERR or DECERR (result header \
+             bit 62); the results in device memory cannot be trusted"
+                .into(),
+        ));
+    }
     let count = header as u32 as usize;
     let shift = (header >> 32) as u32;
     if count != n.min(k) {
@@ -205,10 +222,12 @@ mod tests {
     #[test]
     fn impossible_results_are_faults() {
         for (out, n, k) in [
-            (bytes(&[3, 0, 0, 0]), 10, 2), // count above k
-            (bytes(&[1, 0]), 10, 2),       // count below min(n, k)
-            (bytes(&[1, 12]), 10, 1),      // index past n
-            (bytes(&[2, 0]), 10, 2),       // words missing
+            (bytes(&[3, 0, 0, 0]), 10, 2),     // count above k
+            (bytes(&[1, 0]), 10, 2),           // count below min(n, k)
+            (bytes(&[1, 12]), 10, 1),          // index past n
+            (bytes(&[2, 0]), 10, 2),           // words missing
+            (bytes(&[1 << 63, 0]), 10, 1),     // read error: no results
+            (bytes(&[1 | 1 << 62, 0]), 10, 1), // write error
         ] {
             match decode(&out, n, k) {
                 Err(RuntimeError::Fault { backend: "xrt", .. }) => {}
