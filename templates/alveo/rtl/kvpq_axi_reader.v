@@ -51,14 +51,14 @@ module kvpq_axi_reader #(
     wire [31:0] len   = (ask_q < cap) ? ask_q : cap;
     wire [31:0] len_m1 = len - 32'd1;
 
-    assign m_arid    = 1'b0;
+    assign m_arid    = {{ ax.id }};
     localparam [2:0] AXSIZE = SIZE_LOG2;
     assign m_arsize  = AXSIZE;
-    assign m_arburst = 2'b01;     // INCR
-    assign m_arlock  = 1'b0;
-    assign m_arcache = 4'b0011;
-    assign m_arprot  = 3'b000;
-    assign m_arqos   = 4'd0;
+    assign m_arburst = {{ ax.burst }};     // INCR
+    assign m_arlock  = {{ ax.lock }};
+    assign m_arcache = {{ ax.cache }};
+    assign m_arprot  = {{ ax.prot }};
+    assign m_arqos   = {{ ax.qos }};
     assign busy      = (left_q != 32'd0);
     assign out_valid = m_rvalid;
     assign m_rready  = out_ready;

@@ -61,14 +61,14 @@ module kvpq_axi_writer #(
     wire aw_fire  = m_awvalid && m_awready;
     wire b_fire   = m_bvalid;
 
-    assign m_awid    = 1'b0;
+    assign m_awid    = {{ ax.id }};
     localparam [2:0] AXSIZE = SIZE_LOG2;
     assign m_awsize  = AXSIZE;
-    assign m_awburst = 2'b01;     // INCR
-    assign m_awlock  = 1'b0;
-    assign m_awcache = 4'b0011;
-    assign m_awprot  = 3'b000;
-    assign m_awqos   = 4'd0;
+    assign m_awburst = {{ ax.burst }};     // INCR
+    assign m_awlock  = {{ ax.lock }};
+    assign m_awcache = {{ ax.cache }};
+    assign m_awprot  = {{ ax.prot }};
+    assign m_awqos   = {{ ax.qos }};
     // One ID is ever issued; SLVERR and DECERR both have BRESP[1] set.
     wire unused_b = &{m_bid, m_bresp[0]};
     assign m_wvalid = in_burst && in_valid;

@@ -61,7 +61,7 @@ module kvpq_axi_reader #(
     assign m_arlock  = 1'b0;
     assign m_arcache = 4'b0011;
     assign m_arprot  = 3'b000;
-    assign m_arqos   = 4'd0;
+    assign m_arqos   = 4'b0000;
     assign busy      = (left_q != 32'd0);
     assign out_valid = m_rvalid;
     assign m_rready  = out_ready;

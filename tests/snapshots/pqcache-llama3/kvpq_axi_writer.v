@@ -71,7 +71,7 @@ module kvpq_axi_writer #(
     assign m_awlock  = 1'b0;
     assign m_awcache = 4'b0011;
     assign m_awprot  = 3'b000;
-    assign m_awqos   = 4'd0;
+    assign m_awqos   = 4'b0000;
     // One ID is ever issued; SLVERR and DECERR both have BRESP[1] set.
     wire unused_b = &{m_bid, m_bresp[0]};
     assign m_wvalid = in_burst && in_valid;

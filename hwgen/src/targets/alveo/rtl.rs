@@ -8,6 +8,7 @@ use super::{
 };
 use crate::emit::verilog::declaration;
 use crate::emit::verilog::header::header;
+use kvpq_core::interface::alveo::{axi, AXI_ID_BITS};
 use kvpq_core::interface::Direction;
 use kvpq_core::spec::{ceil_log2, unsigned_bits, Accelerator};
 
@@ -164,11 +165,37 @@ impl ControlV {
     }
 }
 
+/// The AXI4 address-channel attributes the reader and the writer never vary, as Verilog
+/// literals of `kvpq_core::interface::alveo::axi` (which the simulator's memory checks).
+pub struct AxiFixed {
+    id: String,
+    burst: String,
+    lock: String,
+    cache: String,
+    prot: String,
+    qos: String,
+}
+
+impl AxiFixed {
+    fn new() -> Self {
+        let lit = |bits: u32, v: u64| format!("{bits}'b{v:0w$b}", w = bits as usize);
+        Self {
+            id: lit(AXI_ID_BITS, axi::ID),
+            burst: lit(2, axi::BURST_INCR),
+            lock: lit(1, axi::LOCK),
+            cache: lit(4, axi::CACHE),
+            prot: lit(3, axi::PROT),
+            qos: lit(4, axi::QOS),
+        }
+    }
+}
+
 /// Template data of `kvpq_axi_reader.v`.
 #[derive(Template)]
 #[template(path = "alveo/rtl/kvpq_axi_reader.v")]
 pub struct ReaderV {
     header: String,
+    ax: AxiFixed,
 }
 
 /// Template data of `kvpq_axi_writer.v`.
@@ -176,6 +203,7 @@ pub struct ReaderV {
 #[template(path = "alveo/rtl/kvpq_axi_writer.v")]
 pub struct WriterV {
     header: String,
+    ax: AxiFixed,
 }
 
 /// Renders the RTL kernel's modules, leaves first (the engine's files come before them).
@@ -196,6 +224,7 @@ pub fn render(
             "kvpq_axi_reader",
             ReaderV {
                 header: header(acc, "kvpq_axi_reader"),
+                ax: AxiFixed::new(),
             }
             .render(),
         )?,
@@ -203,6 +232,7 @@ pub fn render(
             "kvpq_axi_writer",
             WriterV {
                 header: header(acc, "kvpq_axi_writer"),
+                ax: AxiFixed::new(),
             }
             .render(),
         )?,
