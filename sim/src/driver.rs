@@ -1,6 +1,8 @@
 //! Drives the `pq_topk_engine` model like its environment would: codebook, query, code beat
 //! and result streams with seeded random valid/ready stalls, and the start/done control.
 
+use std::collections::VecDeque;
+
 use crate::build::BuiltModel;
 use crate::error::{Result, SimError};
 use crate::harness::{Harness, PortId, Sink, Source, Stalls};
@@ -44,7 +46,7 @@ struct Ports {
     start: PortId,
     n_tokens: PortId,
     k: PortId,
-    busy: PortId,
+    ready: PortId,
     done: PortId,
     code: Source,
     res: Sink,
@@ -76,7 +78,7 @@ impl EngineSim {
             start: h.port("start")?,
             n_tokens: h.port("n_tokens")?,
             k: h.port("k")?,
-            busy: h.port("busy")?,
+            ready: h.port("ready")?,
             done: h.port("done")?,
             code: h.source("code")?,
             res: h.sink("res")?,
@@ -158,7 +160,8 @@ impl EngineSim {
     }
 
     /// Runs `jobs` back to back: queries are sent as soon as the engine takes them (so a
-    /// LUT is built while the previous query scans), each job starts once the engine is idle.
+    /// LUT is built while the previous query scans), and each job starts as soon as the
+    /// engine is ready, while the previous one's top-k may still run. Jobs finish in order.
     pub fn run(&mut self, jobs: &[Job]) -> Result<Vec<JobOutcome>> {
         let cfg = self.acc.config().clone();
         let d = *self.acc.derived();
@@ -182,13 +185,16 @@ impl EngineSim {
         let mut started = 0usize; // jobs started
         let mut outcomes = Vec::with_capacity(jobs.len());
         struct Active {
+            job: usize,
             start_cycle: u64,
             beats_sent: usize,
             first_beat: Option<u64>,
             last_beat: u64,
             hits: Vec<Hit>,
         }
-        let mut active: Option<Active> = None;
+        // Jobs started and not done, oldest first: the newest takes the code beats (a job
+        // starts only once the previous scan has ended), the oldest takes the results.
+        let mut active: VecDeque<Active> = VecDeque::new();
         while outcomes.len() < jobs.len() {
             self.h.check(deadline, || {
                 format!(
@@ -204,16 +210,19 @@ impl EngineSim {
                     pack_fields(jobs[sent].query.iter().map(|&v| i64::from(v)), qb, q_width);
                 self.h.set_words(self.p.q.data, &words);
             }
-            let busy = self.h.get(self.p.busy) == 1;
-            let start = active.is_none() && started < sent && !busy;
+            let ready = self.h.get(self.p.ready) == 1;
+            let scanning = active
+                .back()
+                .is_some_and(|a| a.beats_sent < layout.beats_for(jobs[a.job].n_tokens));
+            let start = started < sent && ready && !scanning;
             if start {
                 self.h.set(self.p.n_tokens, jobs[started].n_tokens as u64);
                 self.h.set(self.p.k, jobs[started].k as u64);
             }
             self.h.set(self.p.start, u64::from(start));
             let mut code_valid = false;
-            if let Some(a) = &active {
-                let job = &jobs[started - 1];
+            if let Some(a) = active.back() {
+                let job = &jobs[a.job];
                 code_valid = self
                     .h
                     .offer(&self.p.code, a.beats_sent < layout.beats_for(job.n_tokens));
@@ -233,7 +242,7 @@ impl EngineSim {
             let code_fire = self.h.fires(code_valid, self.p.code.ready);
             let res_fire = self.h.fires(res_ready, self.p.res.valid);
             if res_fire {
-                let a = active.as_mut().ok_or_else(|| SimError::Protocol {
+                let a = active.front_mut().ok_or_else(|| SimError::Protocol {
                     cycle: self.h.cycle(),
                     what: "result without a query".into(),
                 })?;
@@ -261,11 +270,11 @@ impl EngineSim {
                 }
             }
             if self.h.get(self.p.done) == 1 {
-                let a = active.take().ok_or_else(|| SimError::Protocol {
+                let a = active.pop_front().ok_or_else(|| SimError::Protocol {
                     cycle: self.h.cycle(),
                     what: "done without a query".into(),
                 })?;
-                let job = &jobs[started - 1];
+                let job = &jobs[a.job];
                 let tail = job
                     .n_tokens
                     .saturating_sub((layout.beats_for(job.n_tokens).max(1) - 1) * tpb)
@@ -289,18 +298,19 @@ impl EngineSim {
                 sent += 1;
             }
             if start {
-                started += 1;
-                active = Some(Active {
+                active.push_back(Active {
+                    job: started,
                     start_cycle: self.h.cycle() - 1,
                     beats_sent: 0,
                     first_beat: None,
                     last_beat: 0,
                     hits: Vec::new(),
                 });
+                started += 1;
             }
             if code_fire {
                 let a = active
-                    .as_mut()
+                    .back_mut()
                     .expect("beats flow only while a job is active");
                 a.beats_sent += 1;
                 a.first_beat.get_or_insert(self.h.cycle() - 1);

@@ -39,6 +39,7 @@ module kvpq_board_top (
                                         // at the top n bytes, its first byte lowest
 
     wire cb_ready, q_ready, code_ready, busy, done;
+    wire unused_ready;
     wire issue_cb    = (rx_state_q == R_ISSUE) && (cmd_q == CMD_CB);
     wire issue_query = (rx_state_q == R_ISSUE) && (cmd_q == CMD_QUERY);
     wire issue_start = (rx_state_q == R_ISSUE) && (cmd_q == CMD_START);
@@ -100,6 +101,7 @@ module kvpq_board_top (
         .start      (issue_start && !busy),
         .n_tokens   (payload_q[{{ start_base }} +: {{ count_w }}]),
         .k          (payload_q[{{ start_base + count_w }} +: {{ k_w }}]),
+        .ready      (unused_ready),   // one query at a time: start only when not busy
         .busy       (busy),
         .done       (done),
         .code_valid (issue_beat),

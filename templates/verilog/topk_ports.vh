@@ -1,6 +1,7 @@
     input  wire                       clk,
     input  wire                       rst,
-    input  wire                       clear,     // start of a query: forget the previous one
+    input  wire                       clear,     // a query's scores start (while accept is high)
+    output wire                       accept,    // clear may start a query: its scores have room
     input  wire [{{ lanes - 1 }}:0]              in_valid,
     input  wire [{{ lanes * score_bits - 1 }}:0]             in_score,
     input  wire [{{ lanes * index_w - 1 }}:0]             in_index,

@@ -152,6 +152,15 @@ module topk_systolic (
     assign res_index = head_i[LANES*IDX +: IDX];
     assign res_last  = (emitted_q == count_q - {{ k_w }}'d1);
 
+    // One query at a time: a new one may start once this one is done.
+    reg                       active_q;
+    assign accept = !active_q;
+    always @(posedge clk) begin
+        if (rst)        active_q <= 1'b0;
+        else if (clear) active_q <= 1'b1;
+        else if (done)  active_q <= 1'b0;
+    end
+
     always @(posedge clk) begin
         done <= 1'b0;
         if (rst || clear) begin

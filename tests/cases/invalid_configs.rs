@@ -283,15 +283,15 @@ const RULE_CASES: &[(&str, Edit, &str, &str)] = &[
         "131072 - 131071 sinks - 1 local = 0 gives k = 0",
     ),
     (
-        "18 Gbit score buffer on ecp5",
+        "36 Gbit of score banks on ecp5",
         |c| {
             c.target.platform = kvpq_core::spec::Platform::Ecp5;
             c.engine.max_tokens = 1 << 30;
             c.topk.k_max = 1 << 30;
         },
         "engine.max_tokens",
-        "the engine needs 18253680640 bits of on-chip memory (score buffer engine.max_tokens \
-         x score bits = 18253611008",
+        "the engine needs 36507292328 bits of on-chip memory (two score banks of \
+         engine.max_tokens scores = 36507222696",
     ),
     (
         "score buffer beyond the U55C's BRAM and URAM",

@@ -61,6 +61,7 @@ impl TopKConfig {
             strategy: TopKStrategy::Systolic,
             k_max,
             radix_bits: None,
+            read_beats: None,
         }
     }
 
@@ -70,12 +71,19 @@ impl TopKConfig {
             strategy: TopKStrategy::Select,
             k_max,
             radix_bits: None,
+            read_beats: None,
         }
     }
 
     /// Sets the bits resolved per selection pass (`select`).
     pub fn with_radix_bits(mut self, radix_bits: u32) -> Self {
         self.radix_bits = Some(radix_bits);
+        self
+    }
+
+    /// Sets the scanner beats the selection passes read per cycle (`select`).
+    pub fn with_read_beats(mut self, read_beats: u32) -> Self {
+        self.read_beats = Some(read_beats);
         self
     }
 }

@@ -117,6 +117,11 @@ pub struct TopKConfig {
     /// Bits of the score resolved per radix pass (`select` only; default 4, at most 8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radix_bits: Option<u32>,
+    /// Scanner beats of scores the `select` unit reads per cycle in its passes and its emit
+    /// pass (`select` only; default 1, at most 8): its buffer words hold this many beats, and
+    /// its counting and keeping logic is this many times the lane count wide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_beats: Option<u32>,
 }
 
 /// Engine-level limits.

@@ -56,6 +56,9 @@ pub struct Widths {
     /// Results per beat of the engine's result stream: as many 64-bit result words as a code
     /// beat holds (one per cycle for `systolic`), at most the lane count.
     pub result_lanes: u32,
+    /// Scores the top-k unit's passes read per cycle: lanes x `topk.read_beats` for
+    /// `select` (the width of its buffer words and its counting logic), lanes for `systolic`.
+    pub topk_lanes: u32,
 }
 
 impl Widths {
@@ -85,6 +88,11 @@ impl Widths {
                     (cfg.engine.beat_bits / 64).clamp(1, cfg.scanner.lanes.max(1))
                 }
             },
+            topk_lanes: cfg.scanner.lanes
+                * match cfg.topk.strategy {
+                    TopKStrategy::Systolic => 1,
+                    TopKStrategy::Select => cfg.topk.read_beats.unwrap_or(1),
+                },
         }
     }
 
@@ -151,7 +159,8 @@ pub struct Storage {
     pub codebook_bits: u64,
     /// One LUT: M * K * LB (the engine holds two: double buffering).
     pub lut_bits: u64,
-    /// Scores held for threshold selection (`select` only): max_tokens * score_bits.
+    /// Scores held for threshold selection (`select` only): two banks of
+    /// ceil(max_tokens / topk_lanes) words of topk_lanes scores.
     pub score_buffer_bits: u64,
     /// Queue registers (`systolic` only): (lanes + 1) * k_max * (score + index bits), one
     /// priority queue per lane and the output queue that puts the winners in index order.
@@ -162,10 +171,11 @@ impl Storage {
     fn of(cfg: &AcceleratorConfig, w: &Widths) -> Self {
         let entries = u64::from(cfg.pq.m) * u64::from(w.codebook_size);
         let (score_buffer_bits, queue_bits) = match cfg.topk.strategy {
-            TopKStrategy::Select => (
-                u64::from(cfg.engine.max_tokens) * u64::from(w.score_bits),
-                0,
-            ),
+            TopKStrategy::Select => {
+                let lanes = u64::from(w.topk_lanes.max(1));
+                let words = u64::from(cfg.engine.max_tokens).div_ceil(lanes);
+                (2 * words * lanes * u64::from(w.score_bits), 0)
+            }
             TopKStrategy::Systolic => (
                 0,
                 (u64::from(cfg.scanner.lanes) + 1)
@@ -186,9 +196,9 @@ impl Storage {
 /// and checked against its Verilator model (`hwgen sim`, the co-simulation benches).
 ///
 /// The LUT of query i+1 is built while query i is scanned (two LUT buffers); the scanner
-/// stops at N, not at the end of the last beat; the top-k unit finishes query i before it
-/// accepts scores of query i+1. The `select` drain assumes no extra ties at the threshold
-/// (each extra score equal to T costs one cycle).
+/// stops at N, not at the end of the last beat; query i+1 may start once query i's scan has
+/// ended, and the `select` unit fills one score bank while it selects from the other. The
+/// `select` emit pass is an estimate ([`CycleModel::emit_cycles`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CycleModel {
     /// Parallel lanes of the scanner.
@@ -205,6 +215,8 @@ pub struct CycleModel {
     pub radix_digits: u32,
     /// Results the top-k unit sends per cycle (`Widths::result_lanes`).
     pub result_lanes: u32,
+    /// Scores the top-k unit's passes read per cycle (`Widths::topk_lanes`).
+    pub read_lanes: u32,
 }
 
 /// Cycles from `start` to the first token group's issue (start register, scanner start,
@@ -212,6 +224,8 @@ pub struct CycleModel {
 const START_OVERHEAD: u64 = 3;
 /// Cycles from the last scores to `done` besides the top-k unit's own work.
 const DONE_OVERHEAD: u64 = 1;
+/// Cycles from the last scores to the next `start` (ready, then start sampled).
+const NEXT_START: u64 = 2;
 
 impl CycleModel {
     fn of(cfg: &AcceleratorConfig, w: &Widths) -> Self {
@@ -237,6 +251,7 @@ impl CycleModel {
             radix_bits,
             radix_digits: w.score_bits.div_ceil(radix_bits),
             result_lanes: w.result_lanes,
+            read_lanes: w.topk_lanes,
         }
     }
 
@@ -261,25 +276,51 @@ impl CycleModel {
             // The queues settle (`start`), the merge tree moves one winner per cycle into
             // the index-ordered output queue (k), which then emits one result per cycle (k).
             TopKStrategy::Systolic => start + 2 * k + DONE_OVERHEAD,
-            // Digit 0 is counted while the scores arrive (8 cycles to settle and decide);
-            // `digits - 1` threshold passes over the n/lanes buffer words (6 cycles of
+            // Digit 0 is counted while the scores arrive (9 cycles to settle, take the bank
+            // and decide);
+            // `digits - 1` threshold passes over the n/read_lanes bank words (6 cycles of
             // pipeline and a two-cycle decision each); then the emit pass, whose word reads
-            // and result beats (up to `result_lanes` kept scores of one word per cycle)
-            // overlap: about max(words, k / result_lanes) plus 7 cycles of pipeline. The emit pass is
-            // data dependent: it stops reading after the last kept score, a word with more
-            // kept scores than result lanes takes several cycles, and a run of kept scores in
-            // few words (scores rising with the index) costs up to words + k / result_lanes.
+            // and result beats overlap ([`Self::emit_cycles`]) plus 7 cycles of pipeline.
             TopKStrategy::Select => {
                 let digits = u64::from(self.radix_digits);
-                let words = self.scan(n);
-                start
-                    + 8
-                    + (digits - 1) * (words + 8)
-                    + words.max(k.div_ceil(u64::from(self.result_lanes)))
-                    + 6
-                    + DONE_OVERHEAD
+                let words = n.div_ceil(u64::from(self.read_lanes));
+                start + 9 + (digits - 1) * (words + 8) + self.emit_cycles(n, k) + 6 + DONE_OVERHEAD
             }
         }
+    }
+
+    /// Cycles of the `select` emit pass over `n` scores keeping `k`, an estimate: it reads a
+    /// bank word per cycle, and its picker sends up to `result_lanes` kept scores of one word
+    /// per cycle, so a word with x kept scores takes max(1, ceil(x / result_lanes)) cycles.
+    /// With the kept scores spread at random (x binomial over the word's lanes with p = k / n)
+    /// that is words x E[max(1, ceil(x / result_lanes))], and never less than k / result_lanes.
+    /// The pass is data dependent: it stops reading after the last kept score, and kept
+    /// scores bunched in few words (scores rising with the index) cost more.
+    pub fn emit_cycles(&self, n: u64, k: u64) -> u64 {
+        let lanes = u64::from(self.read_lanes);
+        let per_beat = u64::from(self.result_lanes);
+        let words = n.div_ceil(lanes);
+        let floor = k.div_ceil(per_beat);
+        if n == 0 || k == 0 {
+            return words.max(floor);
+        }
+        // Distribution of kept scores in one word, one lane at a time (stable for any p).
+        let p = k as f64 / n as f64;
+        let mut dist = vec![0.0f64; lanes as usize + 1];
+        dist[0] = 1.0;
+        for l in 0..lanes as usize {
+            for x in (0..=l).rev() {
+                let v = dist[x];
+                dist[x + 1] += v * p;
+                dist[x] = v * (1.0 - p);
+            }
+        }
+        let per_word: f64 = dist
+            .iter()
+            .enumerate()
+            .map(|(x, &pr)| pr * (x as u64).div_ceil(per_beat).max(1) as f64)
+            .sum();
+        ((words as f64 * per_word).ceil() as u64).max(floor)
     }
 
     /// Cycles from `start` to `done` for one query whose LUT is already built.
@@ -287,9 +328,17 @@ impl CycleModel {
         START_OVERHEAD + self.scan(n) + self.scan_depth + self.topk_drain(n, k)
     }
 
-    /// Steady-state cycles between query starts when queries follow back to back.
+    /// Steady-state cycles between query starts when queries follow back to back: the
+    /// longest of the LUT build, the scan (the next query starts once this scan has ended)
+    /// and the top-k unit's work per query. `select` holds two score banks, so its passes and
+    /// emit overlap the next scan; `systolic` takes the next query once this one is done.
     pub fn query_interval(&self, n: u64, k: u64) -> u64 {
-        self.lut_build.max(self.query_latency(n, k))
+        let front = START_OVERHEAD + self.scan(n) + self.scan_depth + NEXT_START;
+        let back = match self.strategy {
+            TopKStrategy::Select => self.topk_drain(n, k),
+            TopKStrategy::Systolic => self.query_latency(n, k),
+        };
+        self.lut_build.max(front).max(back)
     }
 
     /// Share of lane-cycles of the scan that score a token: n / (lanes * scan cycles).
@@ -342,7 +391,7 @@ pub struct Projection {
     pub drain: u64,
     /// Cycles from `start` to `done`, LUT built.
     pub latency: u64,
-    /// Cycles between back-to-back queries: max(LUT build, latency).
+    /// Cycles between back-to-back queries ([`CycleModel::query_interval`]).
     pub interval: u64,
     /// N / (lanes x scan cycles).
     pub scan_efficiency: f64,

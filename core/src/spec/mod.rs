@@ -19,6 +19,6 @@ pub use derived::{
 pub use error::{ConfigError, RuleViolation};
 pub use validate::{
     check, device_capacity, Accelerator, DeviceCapacity, PolicySplit, LFE5U_85F_DP16KD,
-    LFE5U_85F_FF, MAX_ACC_BITS, MAX_CLOCK_MHZ, MAX_GQA_GROUP, MAX_NAME_LEN, MAX_SCORE_BITS,
-    MAX_SYSTOLIC_K, MAX_TOKENS_LIMIT, MIN_CLOCK_MHZ,
+    LFE5U_85F_FF, MAX_ACC_BITS, MAX_CLOCK_MHZ, MAX_GQA_GROUP, MAX_NAME_LEN, MAX_RADIX_BITS,
+    MAX_READ_BEATS, MAX_SCORE_BITS, MAX_SYSTOLIC_K, MAX_TOKENS_LIMIT, MIN_CLOCK_MHZ,
 };

@@ -18,6 +18,9 @@ pub const MAX_SYSTOLIC_K: u32 = 256;
 /// Largest `topk.radix_bits`: a pass decodes every lane's digit into 2^r - 1 bits and keeps
 /// 2^r - 1 counters.
 pub const MAX_RADIX_BITS: u32 = 8;
+/// Largest `topk.read_beats`: the select unit's counting array is 2^r - 1 bits by
+/// read_beats x lanes, so it grows with every beat read at once.
+pub const MAX_READ_BEATS: u32 = 8;
 /// Token indices travel as 32-bit words; one bit is kept free for the count.
 pub const MAX_TOKENS_LIMIT: u32 = 1 << 30;
 
@@ -321,10 +324,23 @@ fn check_topk(cfg: &AcceleratorConfig, v: &mut Rules) {
                     "applies only to strategy = \"select\"".to_string(),
                 );
             }
+            if let Some(b) = cfg.topk.read_beats {
+                v.push(
+                    "topk.read_beats",
+                    b,
+                    "applies only to strategy = \"select\"".to_string(),
+                );
+            }
         }
         TopKStrategy::Select => {
             let r = cfg.topk.radix_bits.unwrap_or(DEFAULT_RADIX_BITS);
             v.range("topk.radix_bits", r, 1, MAX_RADIX_BITS);
+            v.range(
+                "topk.read_beats",
+                cfg.topk.read_beats.unwrap_or(1),
+                1,
+                MAX_READ_BEATS,
+            );
         }
     }
 }
@@ -444,8 +460,8 @@ fn check_capacity(cfg: &AcceleratorConfig, v: &mut Rules) {
             field,
             value,
             format!(
-                "the engine needs {memory} bits of on-chip memory (score buffer \
-                 engine.max_tokens x score bits = {}, codebooks = {}, two LUTs = {}) but \
+                "the engine needs {memory} bits of on-chip memory (two score \
+                 banks of engine.max_tokens scores = {}, codebooks = {}, two LUTs = {}) but \
                  target.platform = {platform} holds {} ({})",
                 s.score_buffer_bits,
                 s.codebook_bits,

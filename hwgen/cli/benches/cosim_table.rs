@@ -76,7 +76,7 @@ fn main() {
             let n = 32768;
             let r = simulate(&acc, n, Some(k));
             let c = &acc.derived().cycles;
-            let drain = r.latency - r.scan_cycles - c.scan_depth - 3;
+            let drain = r.latency - c.lut_build - r.scan_cycles - c.scan_depth - 3;
             println!(
                 "| {strategy} | {k} | {:.2} | {drain} | {} |",
                 f64::from(n) / r.scan_cycles as f64,

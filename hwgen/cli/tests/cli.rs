@@ -77,8 +77,8 @@ fn check_and_report_project_throughput_from_the_query_interval() {
         let row = projection_row(out, n);
         assert_eq!(row[1], f64::from(k), "k from the policy:\n{out}");
         assert_eq!(row[5], interval as f64, "interval:\n{out}");
-        // The interval holds the scan and the top-k drain after it.
-        assert!(row[5] >= row[2] + row[3], "{out}");
+        // The interval holds the scan and, apart, the top-k drain (which overlaps the next scan).
+        assert!(row[5] >= row[2].max(row[3]), "{out}");
         let want = f64::from(n) * mhz / interval as f64;
         assert!(
             (row[8] - want).abs() <= 0.05 + 1e-9,
@@ -89,9 +89,10 @@ fn check_and_report_project_throughput_from_the_query_interval() {
             (row[7] - want / (lanes * mhz)).abs() <= 0.0005 + 1e-9,
             "{out}"
         );
-        // The default `select` still spends several scans on threshold passes after the scan:
-        // the engine is far from the lanes x clock a scan-only projection claims.
-        assert!(row[8] < 0.5 * lanes * mhz, "{out}");
+        // The engine never beats its scan; at 128K and k = 5 % the default's top-k work hides
+        // behind the next scan (two score banks), so the interval is the scan's.
+        assert!(row[7] <= row[6] + 1e-9, "{out}");
+        assert!(row[7] > 0.95, "engine efficiency:\n{out}");
         assert!(row[6] > 0.99, "scan efficiency:\n{out}");
     }
     assert!(

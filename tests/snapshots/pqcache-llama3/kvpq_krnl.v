@@ -259,6 +259,7 @@ module kvpq_krnl (
     reg  [D*QB-1:0]     q_q;
     reg  [31:0]         q_fill_q;
     wire                busy;
+    wire                unused_ready;
     wire                done;
     wire                start = (state_q == S_START) && (div_left_q == 6'd0) && !busy;
     wire                code_valid;
@@ -291,6 +292,7 @@ module kvpq_krnl (
         .start      (start),
         .n_tokens   (n_q),
         .k          (k_q),
+        .ready      (unused_ready),   // one query per call: start only when not busy
         .busy       (busy),
         .done       (done),
         .code_valid (code_valid),

@@ -7,9 +7,11 @@
 //   - Load codebooks on cb_* (once per KV head), then send queries on q_*.
 //   - The LUT of a query is built as soon as a LUT buffer is free, so the next query's LUT is
 //     built while the current query is scanned (double buffering).
-//   - start (while !busy) scans n_tokens tokens of the next built LUT from code_* and returns
+//   - start (while ready) scans n_tokens tokens of the next built LUT from code_* and returns
 //     min(k, n_tokens) results in ascending token index on res_*, up to 8 per beat;
-//     done pulses after the last one.
+//     done pulses after the last one. ready rises when the scan ends, so the next query's scan
+//     overlaps this query's top-k work; queries finish in order, and busy stays high while
+//     any is in flight.
 //   n_tokens is clamped to MAX_TOKENS and k to K_MAX.
 `default_nettype none
 
@@ -22,9 +24,10 @@ module pq_topk_engine (
     input  wire            q_valid,  // query stream: valid
     output wire            q_ready,  // query stream: ready (a LUT buffer is free)
     input  wire [1023:0]   q_data,  // quantized query, element i at [i*QB +: QB]
-    input  wire            start,  // start a query (sampled while busy is low)
+    input  wire            start,  // start a query (sampled while ready is high)
     input  wire [17:0]     n_tokens,  // tokens to scan (clamped to max_tokens)
     input  wire [13:0]     k,  // results wanted (clamped to k_max)
+    output wire            ready,  // start is taken: the last scan has ended (its top-k may still run)
     output wire            busy,  // a query is in flight
     output reg             done,  // pulse after the query's last result
     input  wire            code_valid,  // code beat stream: valid
@@ -36,8 +39,8 @@ module pq_topk_engine (
     output wire [135:0]    res_index,  // token index of each result slot
     output wire [135:0]    res_score,  // integer score of each result slot (signed)
     output wire            res_last,  // the beat holds the query's last result
-    output reg  [2:0]      res_shift,  // LUT shift of the query (valid with its results)
-    output reg  [13:0]     res_count  // results of the query: min(k, n_tokens)
+    output wire [2:0]      res_shift,  // LUT shift of the query whose results stream (held after its done)
+    output wire [13:0]     res_count  // results of the query: min(k, n_tokens)
 );
     localparam CNT        = 18;
     localparam KW         = 14;
@@ -108,16 +111,19 @@ module pq_topk_engine (
     // ---------------------------------------------------------------- top-k
     reg                       topk_clear_q;
     wire                      topk_done;
+    wire                      topk_accept;
+    reg  [KW-1:0]             scan_count_q;   // results of the query being scanned
 
     topk_select u_topk (
         .clk       (clk),
         .rst       (rst),
         .clear     (topk_clear_q),
+        .accept    (topk_accept),
         .in_valid  (s_valid),
         .in_score  (s_score),
         .in_index  (s_index),
         .flush     (s_last),
-        .count     (res_count),
+        .count     (scan_count_q),
         .res_valid (res_valid),
         .res_ready (res_ready),
         .res_n     (res_n),
@@ -127,56 +133,84 @@ module pq_topk_engine (
         .done      (topk_done)
     );
 
+    // ---------------------------------------------------------------- queries in flight
+    // The next query may scan while the top-k unit still emits this one, so each query's count
+    // and shift wait in a two-entry queue. Its head is the query whose results stream, or the
+    // last one done until a newer one exists: res_count and res_shift stay valid after done.
+    reg  [KW-1:0]             ent_count_q [0:1];
+    reg  [2:0]               ent_shift_q [0:1];
+    reg                       ent_wr_q, ent_rd_q;
+    reg  [1:0]                ent_n_q;        // entries held
+    reg                       head_done_q;    // the head's results are all out
+    assign res_count = ent_count_q[ent_rd_q];
+    assign res_shift = ent_shift_q[ent_rd_q];
+
     // ---------------------------------------------------------------- control
     localparam [1:0] E_IDLE = 2'd0,   // wait for start
-                     E_LUT  = 2'd1,   // wait for the query's LUT
-                     E_SCAN = 2'd2,   // scanning
-                     E_EMIT = 2'd3;   // top-k emitting results
+                     E_LUT  = 2'd1,   // wait for the query's LUT and room in the top-k unit
+                     E_SCAN = 2'd2;   // scanning
 
     reg  [1:0]                state_q;
     reg  [KW-1:0]             k_q;
     wire [CNT-1:0]            n_clamped = (n_tokens > MAX_TOKENS) ? MAX_TOKENS : n_tokens;
     wire [KW-1:0]             k_clamped = (k > K_MAX) ? K_MAX : k;
+    wire [KW-1:0]             count_new = ({ 4'd0, k_q } < n_q) ? k_q : n_q[KW-1:0];
     wire                      unused_scan_busy = scan_busy;
+    wire                      scan_go = (state_q == E_LUT) && lut_full_q[rsel_q] && topk_accept;
+    wire                      advance = head_done_q && (ent_n_q == 2'd2);
 
-    assign busy = (state_q != E_IDLE);
+    assign ready = (state_q == E_IDLE);
+    assign busy  = (state_q != E_IDLE) || (ent_n_q != { 1'b0, head_done_q });
 
     always @(posedge clk) begin
         done         <= 1'b0;
         scan_start_q <= 1'b0;
         topk_clear_q <= 1'b0;
         if (rst) begin
-            state_q    <= E_IDLE;
-            lut_full_q <= 2'b00;
-            wsel_q     <= 1'b0;
-            rsel_q     <= 1'b0;
+            state_q     <= E_IDLE;
+            lut_full_q  <= 2'b00;
+            wsel_q      <= 1'b0;
+            rsel_q      <= 1'b0;
+            ent_wr_q    <= 1'b0;
+            ent_rd_q    <= 1'b0;
+            ent_n_q     <= 2'd0;
+            head_done_q <= 1'b0;
         end else begin
             if (lut_done) begin
                 lut_full_q[wsel_q] <= 1'b1;
                 lut_shift_q[wsel_q*3 +: 3] <= lut_shift;
                 wsel_q <= !wsel_q;
             end
+            if (topk_done) done <= 1'b1;
+            if (advance) begin
+                ent_rd_q    <= !ent_rd_q;
+                head_done_q <= topk_done;
+            end else if (topk_done) begin
+                head_done_q <= 1'b1;
+            end
+            if (scan_go) begin
+                ent_count_q[ent_wr_q] <= count_new;
+                ent_shift_q[ent_wr_q] <= lut_shift_q[rsel_q*3 +: 3];
+                ent_wr_q              <= !ent_wr_q;
+                scan_count_q          <= count_new;
+            end
+            ent_n_q <= ent_n_q + { 1'b0, scan_go } - { 1'b0, advance };
             case (state_q)
                 E_IDLE: if (start) begin
                     n_q     <= n_clamped;
                     k_q     <= k_clamped;
                     state_q <= E_LUT;
                 end
-                E_LUT: if (lut_full_q[rsel_q]) begin
-                    res_shift    <= lut_shift_q[rsel_q*3 +: 3];
-                    res_count    <= ({ 4'd0, k_q } < n_q) ? k_q : n_q[KW-1:0];
+                E_LUT: if (scan_go) begin
                     scan_start_q <= 1'b1;
                     topk_clear_q <= 1'b1;
                     state_q      <= E_SCAN;
                 end
                 E_SCAN: if (s_last) begin
-                    // The scanner has read its last LUT entry: the buffer is free for the next LUT.
+                    // The scanner has read its last LUT entry: the buffer is free for the next
+                    // LUT, and the next query may start while the top-k unit finishes this one.
                     lut_full_q[rsel_q] <= 1'b0;
                     rsel_q  <= !rsel_q;
-                    state_q <= E_EMIT;
-                end
-                E_EMIT: if (topk_done) begin
-                    done    <= 1'b1;
                     state_q <= E_IDLE;
                 end
                 default: state_q <= E_IDLE;

@@ -3,22 +3,26 @@
 // units: macs=32 lanes=42 topk=select k_max=8192 radix_bits=6 | engine: max_tokens=131072 beat_bits=512 | target: u55c @ 250 MHz
 // widths: acc=22 lut=16 score=17 shift=3 index=17 count=18 k=14
 // topk_select: exact top-k for large k by threshold selection (docs/design.md section 5).
-//   scan    : the LANES scores of every cycle are written to an on-chip score buffer, and
-//             counted against the 2^R-1 candidates of T's first digit as they arrive.
-//   select  : 2 more pass(es) over the buffer find the other digits of T, the count-th
+//   fill    : a query's scores are written to one of two score banks in words of 4 beat(s)
+//             (LANES scores), and counted against the 2^R-1 candidates of T's first digit
+//             as they arrive.
+//   select  : 2 more pass(es) over the bank find the other digits of T, the count-th
 //             largest score, 6 bit(s) per pass: 2^R-1 candidate thresholds per lane counted in parallel.
 //   emit    : one pass reads a word of LANES scores per cycle and keeps every score > T and the
 //             first (count - #(> T)) scores == T in index order (ties keep the smaller index);
 //             words with a kept score queue up, and a picker sends their kept scores out one
 //             per cycle, so the results leave in ascending token index without a sort. The
 //             pass stops reading once `count` scores are kept.
+// Two banks: the next query fills one while this query's passes and emit read the other
+// (`accept` says a fill may start). Queries finish in the order they arrive.
 // Scores are compared as keys: sign bit flipped (unsigned order), padded to DIGITS*R bits.
 `default_nettype none
 
 module topk_select (
     input  wire                       clk,
     input  wire                       rst,
-    input  wire                       clear,     // start of a query: forget the previous one
+    input  wire                       clear,     // a query's scores start (while accept is high)
+    output wire                       accept,    // clear may start a query: its scores have room
     input  wire [41:0]              in_valid,
     input  wire [713:0]             in_score,
     input  wire [713:0]             in_index,
@@ -32,7 +36,8 @@ module topk_select (
     output wire                       res_last,
     output reg                        done
 );
-    localparam LANES  = 42;
+    localparam IN_LANES = 42;   // scores per scanner beat
+    localparam LANES  = 168;     // scores per buffer word, read per cycle: 4 beat(s)
     localparam SW     = 17;     // score (signed)
     localparam IDX    = 17;     // token index
     localparam KW     = 14;     // k (up to k_max = 8192)
@@ -42,23 +47,25 @@ module topk_select (
     localparam DIGITS = 3;      // digits per key
     localparam KEYW   = DIGITS * R; // key width
     localparam BINS   = 64;     // 2^R
-    localparam WORDS  = 3121;   // score buffer words of LANES scores
-    localparam WW     = 12;     // word address
-    localparam LW     = 6;      // lanes counter
+    localparam WORDS  = 781;   // score buffer words of LANES scores
+    localparam WW     = 10;     // word address
+    localparam LW     = 8;      // lanes counter
+    localparam FLW    = 6;      // lanes counter of a beat
     localparam RKW    = 14;     // tie rank within a word: up to max(k_max, LANES)
     localparam RL     = 8;      // results per beat of res_*
     localparam RNW    = 4;      // width of res_n
-    localparam LANEW  = 6;      // a lane number
+    localparam LANEW  = 8;      // a lane number
     localparam QD     = 8;      // emit queue: words with kept scores waiting for the picker
     localparam QW     = 3;      // log2(QD); the queue covers the 3 words in flight and a backlog
 
-    localparam [CTR-1:0] LANES_C = 18'd42;
+    localparam [CTR-1:0] LANES_C = 18'd168;
 
-    localparam [2:0] P_IDLE   = 3'd0,   // scores arrive; digit 0 is counted
-                     P_START  = 3'd1,   // the query's count and token total are registered
+    localparam [2:0] P_IDLE   = 3'd0,   // wait for a filled bank
+                     P_START  = 3'd1,   // a filled bank is taken: its count is registered
                      P_SELECT = 3'd2,   // count keys against candidate thresholds
                      P_DECIDE = 3'd3,   // the digit of T and the keys above its bucket
                      P_APPLY  = 3'd5,   // one more digit of T
+                     P_TAKE   = 3'd6,   // take the filled bank
                      P_EMIT   = 3'd4;   // keep the top set and send it out
 
     reg  [2:0]                phase_q;
@@ -72,56 +79,150 @@ module topk_select (
         end
     endfunction
 
-    // ---------------------------------------------------------------- score buffer
-    reg  [LANES*SW-1:0]       score_mem [0:WORDS-1];
+    // A score's first digit: the key's top R bits.
+    function [R-1:0] digit0_of;
+        input [SW-1:0] s;
+        begin
+            digit0_of = { ~s[SW-1], s[SW-2:SW-6] };
+        end
+    endfunction
+
+    // ---------------------------------------------------------------- fill: scores arrive
+    // Bank states: the fill side writes bank fill_bank_q between clear and flush; a filled
+    // bank waits (pend_q) until the selection side is idle, which then takes it with its
+    // digit-0 counts, freeing the fill side for the next query.
+    reg  [LANES*SW-1:0]       bank0 [0:WORDS-1];
+    reg  [LANES*SW-1:0]       bank1 [0:WORDS-1];
+    reg                       fill_bank_q;    // bank the arriving scores go to
+    reg                       pend_q;         // a filled bank waits for the selection side
+    reg  [KW-1:0]             pend_count_q;   // its query's count
     reg  [WW-1:0]             wr_word_q;
     reg  [CNT-1:0]            n_q;            // tokens received
     reg  [CNT-1:0]            in_popcount;
+    wire                      in_any = |in_valid;
     integer lp;
 
     always @* begin
         in_popcount = {CNT{1'b0}};
-        for (lp = 0; lp < LANES; lp = lp + 1) begin
+        for (lp = 0; lp < IN_LANES; lp = lp + 1) begin
             // Unconditional adds of single bits: Yosys turns them into one adder tree, where
             // conditional increments stay a chain as long as the lane count.
             in_popcount = in_popcount + { 17'd0, in_valid[lp] };
         end
     end
 
+    // A word gathers 4 beats of scores: it is written with its last beat, or with the
+    // query's last beat (flush) holding fewer. Beats are full but the last, so a score's
+    // token is its word's first token plus its place in the word.
+    localparam BEATS = 4;
+    reg  [1:0]               beat_q;         // the beat the next scores fill
+    reg  [LANES*SW-1:0]       gather_data_q;
+    reg  [LANES*SW-1:0]       wr_data;
+    integer bg;
+    always @* begin
+        wr_data = gather_data_q;
+        for (bg = 0; bg < BEATS; bg = bg + 1) begin
+            if (in_any && (beat_q == bg[1:0])) begin
+                wr_data[bg*IN_LANES*SW +: IN_LANES*SW] = in_score;
+            end
+        end
+    end
+    wire                      wr_en = (in_any && (beat_q == 2'd3))
+                                      || (flush && (in_any || (beat_q != 2'd0)));
     always @(posedge clk) begin
-        if (|in_valid) score_mem[wr_word_q] <= in_score;
+        if (rst || clear || wr_en) begin
+            beat_q        <= 2'd0;
+        end else if (in_any) begin
+            beat_q        <= beat_q + 2'd1;
+            gather_data_q <= wr_data;
+        end
+    end
+
+    always @(posedge clk) begin
+        if (wr_en && !fill_bank_q) bank0[wr_word_q] <= wr_data;
+        if (wr_en &&  fill_bank_q) bank1[wr_word_q] <= wr_data;
     end
 
     always @(posedge clk) begin
         if (rst || clear) begin
             wr_word_q <= {WW{1'b0}};
             n_q       <= {CNT{1'b0}};
-        end else if (|in_valid) begin
-            wr_word_q <= wr_word_q + 12'd1;
-            n_q       <= n_q + in_popcount;
+        end else begin
+            if (wr_en)  wr_word_q <= wr_word_q + 10'd1;
+            if (in_any) n_q       <= n_q + in_popcount;
         end
     end
     wire [713:0]             unused_in_index = in_index;  // indices follow from buffer positions
 
-    // Arriving scores, registered on their way to the digit-0 count (they also go to the buffer).
-    reg  [LANES*SW-1:0]       in_data_q;
-    reg  [LANES-1:0]          in_mask_q;
-    reg                       in_v_q;
+    // Digit 0, counted on the arriving beats: lane l's digit against every candidate v
+    // (a thermometer code), counted across the lanes, added to fill_count_q[v].
+    //   f1: the beat  ->  f2: fge_q  ->  f3: fhits_q  ->  fill_count_q
+    reg  [IN_LANES*SW-1:0]    f1_data_q;
+    reg  [IN_LANES-1:0]       f1_mask_q;
+    reg                       f1_q, f2_q, f3_q;
+    reg  [BINS*IN_LANES-1:0]  fge_q;
+    reg  [BINS*FLW-1:0]       fhits_q;
+    reg  [BINS*CNT-1:0]       fill_count_q;   // [v]: keys of the filled query with digit 0 >= v
+    reg  [BINS*IN_LANES-1:0]  fge_all;
+    reg  [BINS*FLW-1:0]       fhits_all;
+    reg  [R-1:0]              f_digit;
+    reg  [R*IN_LANES-1:0]     fplane;         // [b][l]: bit b of lane l's digit 0
+    reg  [IN_LANES-1:0]       fge_v;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg  [31:0]               fones;          // $countones's value; a count fits FLW bits
+    /* verilator lint_on UNUSEDSIGNAL */
+    integer fv, fl, fb;
+    always @* begin
+        // Bit-sliced, as the passes' thermometer code below.
+        for (fl = 0; fl < IN_LANES; fl = fl + 1) begin
+            f_digit = digit0_of(f1_data_q[fl*SW +: SW]);
+            for (fb = 0; fb < R; fb = fb + 1) begin
+                fplane[fb*IN_LANES + fl] = f_digit[fb];
+            end
+        end
+        for (fv = 0; fv < BINS; fv = fv + 1) begin
+            fge_v = {IN_LANES{1'b1}};
+            for (fb = 0; fb < R; fb = fb + 1) begin
+                if (fv[fb]) fge_v = fplane[fb*IN_LANES +: IN_LANES] & fge_v;
+                else        fge_v = fplane[fb*IN_LANES +: IN_LANES] | fge_v;
+            end
+            fge_all[fv*IN_LANES +: IN_LANES] = f1_mask_q & fge_v;
+        end
+        for (fv = 0; fv < BINS; fv = fv + 1) begin
+            fones = $countones(fge_q[fv*IN_LANES +: IN_LANES]);
+            fhits_all[fv*FLW +: FLW] = fones[FLW-1:0];
+        end
+    end
+    wire                      fill_idle = !f1_q && !f2_q && !f3_q;   // every arrived beat is counted
+    integer fh;
     always @(posedge clk) begin
-        in_data_q <= in_score;
-        in_mask_q <= in_valid;
-        in_v_q    <= !(rst || clear) && (|in_valid);
+        f1_data_q <= in_score;
+        f1_mask_q <= in_valid;
+        fge_q     <= fge_all;
+        fhits_q   <= fhits_all;
+        f1_q      <= !(rst || clear) && in_any;
+        f2_q      <= f1_q;
+        f3_q      <= f2_q;
+        if (rst || clear) begin
+            fill_count_q <= {(BINS*CNT){1'b0}};
+        end else if (f3_q) begin
+            for (fh = 1; fh < BINS; fh = fh + 1) begin
+                fill_count_q[fh*CNT +: CNT] <= fill_count_q[fh*CNT +: CNT] + { 12'd0, fhits_q[fh*FLW +: FLW] };
+            end
+        end
     end
 
-    // ---------------------------------------------------------------- buffer reads
+    // ---------------------------------------------------------------- bank reads
     // Block RAM outputs go straight into registers (no logic behind them): an ECP5 DP16KD
     // without its output register needs ~6 ns from clock to data.
-    //   issue: rd_word_q, word_mask  ->  s1: rd_data_q (RAM)  ->  s2: data2_q (fabric)
+    //   issue: rd_word_q, word_mask  ->  s1: rd0_q, rd1_q (RAM)  ->  s2: data2_q (fabric)
+    reg                       sel_bank_q;     // bank the selection side reads
+    reg  [CNT-1:0]            sel_n_q;        // its tokens
     reg  [WW-1:0]             rd_word_q;
     reg  [CTR-1:0]            rd_left_q;      // tokens from word rd_word_q on
     reg  [CTR-1:0]            rd_next_base_q; // first token of word rd_word_q
     reg  [CTR-1:0]            base1_q, base2_q;
-    reg  [LANES*SW-1:0]       rd_data_q;
+    reg  [LANES*SW-1:0]       rd0_q, rd1_q;
     reg  [LANES-1:0]          mask1_q;
     reg                       v1_q;
     reg  [LANES*SW-1:0]       data2_q;
@@ -140,8 +241,9 @@ module topk_select (
     end
 
     always @(posedge clk) begin
-        rd_data_q <= score_mem[rd_word_q];
-        data2_q   <= rd_data_q;
+        rd0_q     <= bank0[rd_word_q];
+        rd1_q     <= bank1[rd_word_q];
+        data2_q   <= sel_bank_q ? rd1_q : rd0_q;
         mask1_q   <= word_mask;
         mask2_q   <= mask1_q;
         base1_q   <= rd_next_base_q;
@@ -149,10 +251,13 @@ module topk_select (
     end
 
     // ---------------------------------------------------------------- select: find T
-    // Source: the arriving scores (digit 0) or a buffer word (later digits). A lane's key is
+    // Source: a bank word (digits after the first). A lane's key is
     // compared with T's digits found so far (one compare), and its digit of this pass is
     // decoded into a thermometer code (digit >= v): 2^R - 1 bits per lane rather than 2^R - 1
-    // key compares, which is what lets a pass resolve up to 8 bits.
+    // key compares, which is what lets a pass resolve up to 8 bits. The code is built bit-sliced
+    // (the lanes' digit bits as R words of LANES bits, each candidate's word from them
+    // LSB first) and counted with $countones: the same logic in hardware, and whole-word
+    // operations in the Verilator model rather than one per lane and candidate.
     //   s3a: compare and digit  ->  s3: ge_q (every lane against every candidate)  ->  s4: hits_q
     //   ->  s5: cand_count_q (two stages in front of the thermometer: one missed 90 MHz on the ECP5)
     reg  [1:0]               digit_q;        // pass number, most significant digit first
@@ -165,17 +270,20 @@ module topk_select (
     reg  [BINS-1:0]           ok_q;           // [v]: candidate v still has count keys at or above
     reg                       va_q, v3_q, v4_q;
     reg  [LANES-1:0]          gt_all, eq_all, gt_a_q, eq_a_q;    // s3a: the lane against T's digits so far
-    reg  [LANES*R-1:0]        digit_all, digit_a_q;             // s3a: the lane's digit of this pass
+    reg  [R*LANES-1:0]        plane_all, plane_a_q;             // s3a: [b][l]: bit b of lane l's digit of this pass
     reg  [KEYW-1:0]           upper_all;
     reg  [BINS*LANES-1:0]     ge_all;
     reg  [BINS*LW-1:0]        hits_all;
-    reg  [LW-1:0]             hits;
+    reg  [LANES-1:0]          ge_v;
+    /* verilator lint_off UNUSEDSIGNAL */
+    reg  [31:0]               ones;           // $countones's value; a count fits LW bits
+    /* verilator lint_on UNUSEDSIGNAL */
     reg  [KEYW-1:0]           lane_key;
     reg  [R-1:0]              lane_digit;
     wire                      pass_word = v2_q && (phase_q == P_SELECT);
-    wire [LANES*SW-1:0]       src_data  = in_v_q ? in_data_q : data2_q;
-    wire [LANES-1:0]          src_mask  = in_v_q ? in_mask_q : (pass_word ? mask2_q : {LANES{1'b0}});
-    integer vc, lc, dc;
+    wire [LANES*SW-1:0]       src_data  = data2_q;
+    wire [LANES-1:0]          src_mask  = pass_word ? mask2_q : {LANES{1'b0}};
+    integer vc, lc, dc, bc;
 
     always @* begin
         // Registered: digit_q only changes between passes.
@@ -191,20 +299,23 @@ module topk_select (
             for (dc = 1; dc < DIGITS; dc = dc + 1) begin
                 if (digit_q == dc[1:0]) lane_digit = lane_key[KEYW-R*(dc+1) +: R];
             end
-            digit_all[lc*R +: R] = lane_digit;
-        end
-        // The thermometer code, from the registered compare.
-        for (lc = 0; lc < LANES; lc = lc + 1) begin
-            for (vc = 0; vc < BINS; vc = vc + 1) begin
-                ge_all[vc*LANES + lc] = gt_a_q[lc] || (eq_a_q[lc] && (digit_a_q[lc*R +: R] >= vc[R-1:0]));
+            for (bc = 0; bc < R; bc = bc + 1) begin
+                plane_all[bc*LANES + lc] = lane_digit[bc];
             end
+        end
+        // The thermometer code, from the registered compare: digit >= v, LSB first (a set bit
+        // of v needs the digit's bit and the lower bits >= v's; a clear one either).
+        for (vc = 0; vc < BINS; vc = vc + 1) begin
+            ge_v = {LANES{1'b1}};
+            for (bc = 0; bc < R; bc = bc + 1) begin
+                if (vc[bc]) ge_v = plane_a_q[bc*LANES +: LANES] & ge_v;
+                else        ge_v = plane_a_q[bc*LANES +: LANES] | ge_v;
+            end
+            ge_all[vc*LANES +: LANES] = gt_a_q | (eq_a_q & ge_v);
         end
         for (vc = 0; vc < BINS; vc = vc + 1) begin
-            hits = {LW{1'b0}};
-            for (lc = 0; lc < LANES; lc = lc + 1) begin
-                hits = hits + { 5'd0, ge_q[vc*LANES + lc] };
-            end
-            hits_all[vc*LW +: LW] = hits;
+            ones = $countones(ge_q[vc*LANES +: LANES]);
+            hits_all[vc*LW +: LW] = ones[LW-1:0];
         end
     end
 
@@ -212,7 +323,7 @@ module topk_select (
         upper_q   <= upper_all;
         gt_a_q    <= gt_all;
         eq_a_q    <= eq_all;
-        digit_a_q <= digit_all;
+        plane_a_q <= plane_all;
         ge_q      <= ge_all;
         hits_q    <= hits_all;
     end
@@ -346,7 +457,7 @@ module topk_select (
     always @* begin
         unused_token_high = 1'b0;
         for (st = 0; st < RL; st = st + 1) begin
-            slot_token = head_base + { 12'd0, slot_lane[st*LANEW +: LANEW] };
+            slot_token = head_base + { 10'd0, slot_lane[st*LANEW +: LANEW] };
             slot_index[st*IDX +: IDX] = slot_token[IDX-1:0];
             unused_token_high = unused_token_high ^ (^slot_token[CTR-1:IDX]);
         end
@@ -375,23 +486,50 @@ module topk_select (
     // ---------------------------------------------------------------- control
     assign rd_issue = rd_more && ((phase_q == P_SELECT)
                                   || ((phase_q == P_EMIT) && q_room && (kept_q != count_q)));
+    // The selection side takes a filled bank once idle, with nothing of the last query in
+    // flight (the emit pass may have read words past its last kept score).
+    wire                      take_bank = (phase_q == P_IDLE) && pend_q && fill_idle
+                                          && !v1_q && !v2_q && !e3_q;
+    assign accept = !pend_q;
+
+    always @(posedge clk) begin
+        if (rst) begin
+            fill_bank_q <= 1'b0;
+            pend_q      <= 1'b0;
+        end else if (flush) begin
+            pend_q       <= 1'b1;
+            pend_count_q <= count;
+        end else if (phase_q == P_TAKE) begin
+            // Released once taken (the selection side reads fill_bank_q, n_q and the
+            // digit-0 counts in P_TAKE).
+            pend_q      <= 1'b0;
+            fill_bank_q <= !fill_bank_q;
+        end
+    end
+
     integer vh;
     always @(posedge clk) begin
         done       <= 1'b0;
         v1_q       <= rd_issue;
         v2_q       <= v1_q;
-        va_q       <= in_v_q || pass_word;
+        va_q       <= pass_word;
         v3_q       <= va_q;
         v4_q       <= v3_q;
         if (rd_issue) begin
-            rd_word_q      <= rd_word_q + 12'd1;
+            rd_word_q      <= rd_word_q + 10'd1;
             rd_next_base_q <= rd_next_base_q + LANES_C;
             rd_left_q      <= (rd_left_q > LANES_C) ? rd_left_q - LANES_C : {CTR{1'b0}};
             rd_more_q      <= (rd_left_q > LANES_C);
         end
-        if (v4_q) begin
+        // The counts need no reset: P_TAKE loads them. Decided by phase registers alone (the
+        // reset and the take decision on this path missed 90 MHz on the ECP5).
+        if (phase_q == P_TAKE) begin
+            cand_count_q <= fill_count_q;
+        end else if (phase_q == P_APPLY) begin
+            cand_count_q <= {(BINS*CNT){1'b0}};
+        end else if (v4_q) begin
             for (vh = 1; vh < BINS; vh = vh + 1) begin
-                cand_count_q[vh*CNT +: CNT] <= cand_count_q[vh*CNT +: CNT] + { 12'd0, hits_q[vh*LW +: LW] };
+                cand_count_q[vh*CNT +: CNT] <= cand_count_q[vh*CNT +: CNT] + { 10'd0, hits_q[vh*LW +: LW] };
             end
         end
         e3_q <= v2_q && (phase_q == P_EMIT);
@@ -414,7 +552,7 @@ module topk_select (
             out_index_q <= slot_index;
             out_score_q <= slot_score;
             out_last_q  <= (unsent_q == take_n_k);
-            unsent_q    <= unsent_q - take_n_k;
+            unsent_q   <= unsent_q - take_n_k;
         end else if (out_fire) begin
             out_valid_q <= 1'b0;
         end
@@ -422,7 +560,7 @@ module topk_select (
             done        <= 1'b1;
             phase_q     <= P_IDLE;
         end
-        if (rst || clear) begin
+        if (rst) begin
             phase_q      <= P_IDLE;
             v1_q         <= 1'b0;
             v2_q         <= 1'b0;
@@ -436,28 +574,32 @@ module topk_select (
             q_wr_q       <= {QW{1'b0}};
             q_rd_q       <= {QW{1'b0}};
             q_used_q     <= {(QW+1){1'b0}};
-            // Digit 0 is counted while the scores arrive.
-            digit_q      <= 2'd0;
-            prefix_q     <= {KEYW{1'b0}};
-            above_q      <= {CNT{1'b0}};
-            cand_count_q <= {(BINS*CNT){1'b0}};
         end else begin
             case (phase_q)
-                P_IDLE: if (flush) begin
-                    count_q <= count;
-                    phase_q <= P_START;
+                P_IDLE: if (take_bank) phase_q <= P_TAKE;
+                P_TAKE: begin
+                    // The filled bank, its count and (above) its digit-0 counts.
+                    sel_bank_q   <= fill_bank_q;
+                    sel_n_q      <= n_q;
+                    count_q      <= pend_count_q;
+                    digit_q      <= 2'd0;
+                    prefix_q     <= {KEYW{1'b0}};
+                    above_q      <= {CNT{1'b0}};
+                    rd_left_q    <= {CTR{1'b0}};
+                    rd_more_q    <= 1'b0;
+                    phase_q      <= P_START;
                 end
                 P_START: begin
-                    // Decided from registers: flush and count arrive from the scanner's
-                    // pipeline, far from this unit's control.
+                    // Decided from registers: the count arrives from the scanner's pipeline,
+                    // far from this unit's control.
                     if (count_q == {KW{1'b0}}) begin
                         done    <= 1'b1;
                         phase_q <= P_IDLE;
                     end else begin
-                        phase_q <= P_SELECT;   // digit 0: wait for the count pipeline
+                        phase_q <= P_SELECT;   // digit 0 is counted: decide it
                     end
                 end
-                P_SELECT: if (!rd_more && !v1_q && !v2_q && !in_v_q && !va_q && !v3_q && !v4_q) begin
+                P_SELECT: if (!rd_more && !v1_q && !v2_q && !va_q && !v3_q && !v4_q) begin
                     // Pass complete: which candidates keep count keys at or above them.
                     for (vh = 1; vh < BINS; vh = vh + 1) begin
                         ok_q[vh] <= cand_count_q[vh*CNT +: CNT] >= count_ext;
@@ -474,10 +616,9 @@ module topk_select (
                     // One more digit of T; every pass (and the emit pass) reads from word 0.
                     prefix_q       <= prefix_next;
                     above_q        <= best_above_q;
-                    cand_count_q   <= {(BINS*CNT){1'b0}};
                     rd_word_q      <= {WW{1'b0}};
-                    rd_left_q      <= n_q;
-                    rd_more_q      <= (n_q != {CNT{1'b0}});
+                    rd_left_q      <= sel_n_q;
+                    rd_more_q      <= (sel_n_q != {CNT{1'b0}});
                     rd_next_base_q <= {CTR{1'b0}};
                     if (digit_q == 2'd2) begin
                         thresh_q    <= prefix_next;

@@ -43,7 +43,7 @@ pub fn run(dir: &Path) -> Result<String> {
     let _ = writeln!(
         o,
         "projected at the description's {:.1} MHz (k from the retrieval policy, at most k_max; \
-         interval = max(LUT build, latency)):",
+         interval = max(LUT build, scan, top-k per query)):",
         c.target.clock_mhz
     );
     o.push_str(&projection::table(&acc, c.target.clock_mhz, "  "));

@@ -71,6 +71,9 @@ fn resize(expr: &str, from: u32, to: u32) -> String {
 pub struct TopKSelectV {
     header: String,
     lanes: u32,
+    tl: u32,
+    read_beats: u32,
+    beat_w: u32,
     k_max: u32,
     score_bits: u32,
     index_w: u32,
@@ -85,16 +88,19 @@ pub struct TopKSelectV {
     digit_w: u32,
     lane_w: u32,
     key_of_expr: String,
+    digit0_expr: String,
     slot_lane_ext: String,
     take_n_k: String,
     n_q_ext: String,
     count_ext_expr: String,
     lw: u32,
+    flw: u32,
     rank_w: u32,
     res_lanes: u32,
     res_n_w: u32,
     ties_left_ext: String,
     hits_ext: String,
+    fhits_ext: String,
 }
 
 impl TopKSelectV {
@@ -103,7 +109,9 @@ impl TopKSelectV {
         let c = acc.config();
         let d = acc.derived();
         let w = &d.widths;
-        let lanes = c.scanner.lanes;
+        // The unit's own lanes: a buffer word holds `read_beats` beats of the scanner's lanes.
+        let lanes = w.topk_lanes;
+        let read_beats = lanes / c.scanner.lanes;
         let r = d.cycles.radix_bits;
         let digits = d.cycles.radix_digits;
         let key_bits = digits * r;
@@ -117,6 +125,7 @@ impl TopKSelectV {
         // Lanes at or above a candidate in one word: at most min(lanes, max_tokens), so the
         // count's width suffices when the engine holds fewer tokens than a word has lanes.
         let lw = unsigned_bits(u64::from(lanes)).min(w.count_bits);
+        let flw = unsigned_bits(u64::from(c.scanner.lanes)).min(w.count_bits);
         let res_n_w = unsigned_bits(u64::from(w.result_lanes));
         // Ties in one word are ranked up to the lane count, and compared with up to k_max.
         let rank_w = w.k_bits.max(unsigned_bits(u64::from(lanes)));
@@ -125,9 +134,19 @@ impl TopKSelectV {
         } else {
             "{ ~s[SW-1], s[SW-2:0] }".to_string()
         };
+        // The key's top r bits, straight from the score (the key pads at the bottom).
+        let sw = w.score_bits;
+        let digit0_expr = match r {
+            1 => "~s[SW-1]".to_string(),
+            r if r <= sw => format!("{{ ~s[SW-1], s[SW-2:SW-{r}] }}"),
+            r => format!("{{ ~s[SW-1], s[SW-2:0], {}'d0 }}", r - sw),
+        };
         Self {
             header: header(acc, "topk_select"),
-            lanes,
+            lanes: c.scanner.lanes,
+            tl: lanes,
+            read_beats,
+            beat_w: unsigned_bits(u64::from(read_beats - 1)),
             k_max: c.topk.k_max,
             score_bits: w.score_bits,
             index_w: w.index_bits,
@@ -142,16 +161,19 @@ impl TopKSelectV {
             digit_w,
             lane_w,
             key_of_expr,
+            digit0_expr,
             slot_lane_ext: zext("slot_lane[st*LANEW +: LANEW]", lane_w, ctr_w),
             take_n_k: resize("take_n", res_n_w, w.k_bits),
-            n_q_ext: zext("n_q", w.count_bits, ctr_w),
+            n_q_ext: zext("sel_n_q", w.count_bits, ctr_w),
             count_ext_expr: zext("count_q", w.k_bits, w.count_bits),
             lw,
+            flw,
             rank_w,
             res_lanes: w.result_lanes,
             res_n_w,
             ties_left_ext: zext("ties_left_q", w.k_bits, rank_w),
             hits_ext: zext("hits_q[vh*LW +: LW]", lw, w.count_bits),
+            fhits_ext: zext("fhits_q[fh*FLW +: FLW]", flw, w.count_bits),
         }
     }
 }

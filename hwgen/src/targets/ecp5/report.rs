@@ -55,7 +55,7 @@ pub fn bitstream(acc: &Accelerator, r: &Ecp5Record) -> String {
     let _ = writeln!(
         o,
         "  projected at the achieved {:.1} MHz (cycle model; k from the retrieval policy, at most \
-         k_max; interval = max(LUT build {} cycles, latency)):",
+         k_max; interval = max(LUT build {} cycles, scan, top-k per query)):",
         f.achieved,
         acc.derived().cycles.lut_build
     );
