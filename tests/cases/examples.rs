@@ -44,7 +44,7 @@ fn builder_matches_the_pqcache_toml() {
         .topk(
             TopKConfig::select(8192)
                 .with_radix_bits(6)
-                .with_read_beats(4),
+                .with_read_beats(8),
         )
         .engine(EngineConfig::new(131072).with_beat_bits(512))
         .target(TargetConfig::new(Platform::U55c, 250.0))
