@@ -89,10 +89,8 @@ fn check_and_report_project_throughput_from_the_query_interval() {
             (row[7] - want / (lanes * mhz)).abs() <= 0.0005 + 1e-9,
             "{out}"
         );
-        // The engine never beats its scan; at 128K and k = 5 % the default's top-k work hides
-        // behind the next scan (two score banks), so the interval is the scan's.
+        // The engine never beats its scan.
         assert!(row[7] <= row[6] + 1e-9, "{out}");
-        assert!(row[7] > 0.95, "engine efficiency:\n{out}");
         assert!(row[6] > 0.99, "scan efficiency:\n{out}");
     }
     assert!(
