@@ -192,8 +192,8 @@ impl EngineSim {
             last_beat: u64,
             hits: Vec<Hit>,
         }
-        // Jobs started and not done, oldest first: the newest takes the code beats (a job
-        // starts only once the previous scan has ended), the oldest takes the results.
+        // Jobs started and not done, oldest first: the newest takes the code beats, the oldest
+        // takes the results.
         let mut active: VecDeque<Active> = VecDeque::new();
         while outcomes.len() < jobs.len() {
             self.h.check(deadline, || {
@@ -211,10 +211,21 @@ impl EngineSim {
                 self.h.set_words(self.p.q.data, &words);
             }
             let ready = self.h.get(self.p.ready) == 1;
-            let scanning = active
-                .back()
-                .is_some_and(|a| a.beats_sent < layout.beats_for(jobs[a.job].n_tokens));
-            let start = started < sent && ready && !scanning;
+            // `ready` means the last scan has ended, so its beats must all be in: the newest
+            // job owns the code stream until then.
+            if let Some(a) = active.back().filter(|_| ready) {
+                let beats = layout.beats_for(jobs[a.job].n_tokens);
+                if a.beats_sent < beats {
+                    return Err(SimError::Protocol {
+                        cycle: self.h.cycle(),
+                        what: format!(
+                            "ready with job {} at beat {} of {beats}",
+                            a.job, a.beats_sent
+                        ),
+                    });
+                }
+            }
+            let start = started < sent && ready;
             if start {
                 self.h.set(self.p.n_tokens, jobs[started].n_tokens as u64);
                 self.h.set(self.p.k, jobs[started].k as u64);
