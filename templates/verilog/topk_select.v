@@ -103,11 +103,10 @@ module topk_select (
     reg  [LANES*SW-1:0]       wr_data;
     integer bg;
     always @* begin
-        wr_data = gather_data_q;
+        // Selects, not if-statements: Yosys's proc then has no decision tree to unfold.
         for (bg = 0; bg < BEATS; bg = bg + 1) begin
-            if (in_any && (beat_q == bg[{{ beat_w - 1 }}:0])) begin
-                wr_data[bg*IN_LANES*SW +: IN_LANES*SW] = in_score;
-            end
+            wr_data[bg*IN_LANES*SW +: IN_LANES*SW] = (in_any && (beat_q == bg[{{ beat_w - 1 }}:0]))
+                                                     ? in_score : gather_data_q[bg*IN_LANES*SW +: IN_LANES*SW];
         end
     end
     wire                      wr_en = (in_any && (beat_q == {{ beat_w }}'d{{ read_beats - 1 }}))
@@ -142,7 +141,7 @@ module topk_select (
     wire [{{ lanes * index_w - 1 }}:0]             unused_in_index = in_index;  // indices follow from buffer positions
 
     // Digit 0, counted on the arriving beats: lane l's digit against every candidate v
-    // (a thermometer code), counted across the lanes, added to fill_count_q[v].
+    // (a thermometer code), counted across the lanes (popcount), added to fill_count_q[v].
     //   f1: the beat  ->  f2: fge_q  ->  f3: fhits_q  ->  fill_count_q
     reg  [IN_LANES*SW-1:0]    f1_data_q;
     reg  [IN_LANES-1:0]       f1_mask_q;
@@ -151,13 +150,10 @@ module topk_select (
     reg  [BINS*FLW-1:0]       fhits_q;
     reg  [BINS*CNT-1:0]       fill_count_q;   // [v]: keys of the filled query with digit 0 >= v
     reg  [BINS*IN_LANES-1:0]  fge_all;
-    reg  [BINS*FLW-1:0]       fhits_all;
+    wire [BINS*FLW-1:0]       fhits_all;
     reg  [R-1:0]              f_digit;
     reg  [R*IN_LANES-1:0]     fplane;         // [b][l]: bit b of lane l's digit 0
     reg  [IN_LANES-1:0]       fge_v;
-    /* verilator lint_off UNUSEDSIGNAL */
-    reg  [31:0]               fones;          // $countones's value; a count fits FLW bits
-    /* verilator lint_on UNUSEDSIGNAL */
     integer fv, fl, fb;
     always @* begin
         // Bit-sliced, as the passes' thermometer code below.
@@ -170,16 +166,19 @@ module topk_select (
         for (fv = 0; fv < BINS; fv = fv + 1) begin
             fge_v = {IN_LANES{1'b1}};
             for (fb = 0; fb < R; fb = fb + 1) begin
-                if (fv[fb]) fge_v = fplane[fb*IN_LANES +: IN_LANES] & fge_v;
-                else        fge_v = fplane[fb*IN_LANES +: IN_LANES] | fge_v;
+                fge_v = fplane[fb*IN_LANES +: IN_LANES] & (fge_v | {IN_LANES{!fv[fb]}})
+                        | (fge_v & {IN_LANES{!fv[fb]}});
             end
             fge_all[fv*IN_LANES +: IN_LANES] = f1_mask_q & fge_v;
         end
-        for (fv = 0; fv < BINS; fv = fv + 1) begin
-            fones = $countones(fge_q[fv*IN_LANES +: IN_LANES]);
-            fhits_all[fv*FLW +: FLW] = fones[FLW-1:0];
-        end
     end
+    genvar gf;
+    generate
+        for (gf = 0; gf < BINS; gf = gf + 1) begin : g_fhits
+            popcount #(.W(IN_LANES), .OW(FLW)) u_count (
+                .x(fge_q[gf*IN_LANES +: IN_LANES]), .y(fhits_all[gf*FLW +: FLW]));
+        end
+    endgenerate
     wire                      fill_idle = !f1_q && !f2_q && !f3_q;   // every arrived beat is counted
     integer fh;
     always @(posedge clk) begin
@@ -243,8 +242,8 @@ module topk_select (
     // decoded into a thermometer code (digit >= v): 2^R - 1 bits per lane rather than 2^R - 1
     // key compares, which is what lets a pass resolve up to 8 bits. The code is built bit-sliced
     // (the lanes' digit bits as R words of LANES bits, each candidate's word from them
-    // LSB first) and counted with $countones: the same logic in hardware, and whole-word
-    // operations in the Verilator model rather than one per lane and candidate.
+    // LSB first) and counted by popcount: whole-word operations in the Verilator model rather
+    // than one per lane and candidate.
     //   s3a: compare and digit  ->  s3: ge_q (every lane against every candidate)  ->  s4: hits_q
     //   ->  s5: cand_count_q (two stages in front of the thermometer: one missed 90 MHz on the ECP5)
     reg  [{{ digit_w - 1 }}:0]               digit_q;        // pass number, most significant digit first
@@ -260,11 +259,8 @@ module topk_select (
     reg  [R*LANES-1:0]        plane_all, plane_a_q;             // s3a: [b][l]: bit b of lane l's digit of this pass
     reg  [KEYW-1:0]           upper_all;
     reg  [BINS*LANES-1:0]     ge_all;
-    reg  [BINS*LW-1:0]        hits_all;
+    wire [BINS*LW-1:0]        hits_all;
     reg  [LANES-1:0]          ge_v;
-    /* verilator lint_off UNUSEDSIGNAL */
-    reg  [31:0]               ones;           // $countones's value; a count fits LW bits
-    /* verilator lint_on UNUSEDSIGNAL */
     reg  [KEYW-1:0]           lane_key;
     reg  [R-1:0]              lane_digit;
     wire                      pass_word = v2_q && (phase_q == P_SELECT);
@@ -274,17 +270,19 @@ module topk_select (
 
     always @* begin
         // Registered: digit_q only changes between passes.
+        // Every choice below is an AND-OR select, not an if-statement: at hundreds of lanes
+        // the decision trees of if-statements are what Yosys's proc cannot hold in memory.
         upper_all = {KEYW{1'b0}};
         for (dc = 1; dc < DIGITS; dc = dc + 1) begin
-            if (digit_q == dc[{{ digit_w - 1 }}:0]) upper_all = {KEYW{1'b1}} << (KEYW - R*dc);
+            upper_all = upper_all | (({KEYW{1'b1}} << (KEYW - R*dc)) & {KEYW{digit_q == dc[{{ digit_w - 1 }}:0]}});
         end
         for (lc = 0; lc < LANES; lc = lc + 1) begin
             lane_key   = key_of(src_data[lc*SW +: SW]);
             gt_all[lc] = src_mask[lc] && ((lane_key & upper_q) > (prefix_q & upper_q));
             eq_all[lc] = src_mask[lc] && ((lane_key & upper_q) == (prefix_q & upper_q));
-            lane_digit = lane_key[KEYW-R +: R];
-            for (dc = 1; dc < DIGITS; dc = dc + 1) begin
-                if (digit_q == dc[{{ digit_w - 1 }}:0]) lane_digit = lane_key[KEYW-R*(dc+1) +: R];
+            lane_digit = {R{1'b0}};
+            for (dc = 0; dc < DIGITS; dc = dc + 1) begin
+                lane_digit = lane_digit | (lane_key[KEYW-R*(dc+1) +: R] & {R{digit_q == dc[{{ digit_w - 1 }}:0]}});
             end
             for (bc = 0; bc < R; bc = bc + 1) begin
                 plane_all[bc*LANES + lc] = lane_digit[bc];
@@ -295,16 +293,19 @@ module topk_select (
         for (vc = 0; vc < BINS; vc = vc + 1) begin
             ge_v = {LANES{1'b1}};
             for (bc = 0; bc < R; bc = bc + 1) begin
-                if (vc[bc]) ge_v = plane_a_q[bc*LANES +: LANES] & ge_v;
-                else        ge_v = plane_a_q[bc*LANES +: LANES] | ge_v;
+                ge_v = plane_a_q[bc*LANES +: LANES] & (ge_v | {LANES{!vc[bc]}})
+                       | (ge_v & {LANES{!vc[bc]}});
             end
             ge_all[vc*LANES +: LANES] = gt_a_q | (eq_a_q & ge_v);
         end
-        for (vc = 0; vc < BINS; vc = vc + 1) begin
-            ones = $countones(ge_q[vc*LANES +: LANES]);
-            hits_all[vc*LW +: LW] = ones[LW-1:0];
-        end
     end
+    genvar gh;
+    generate
+        for (gh = 0; gh < BINS; gh = gh + 1) begin : g_hits
+            popcount #(.W(LANES), .OW(LW)) u_count (
+                .x(ge_q[gh*LANES +: LANES]), .y(hits_all[gh*LW +: LW]));
+        end
+    endgenerate
 
     always @(posedge clk) begin
         upper_q   <= upper_all;
@@ -342,7 +343,8 @@ module topk_select (
         end
         prefix_next = prefix_q;
         for (db = 0; db < DIGITS; db = db + 1) begin
-            if (digit_q == db[{{ digit_w - 1 }}:0]) prefix_next[KEYW-R*(db+1) +: R] = best_v_q;
+            prefix_next[KEYW-R*(db+1) +: R] = (digit_q == db[{{ digit_w - 1 }}:0]) ? best_v_q
+                                                                           : prefix_q[KEYW-R*(db+1) +: R];
         end
     end
 
@@ -443,10 +445,11 @@ module topk_select (
         for (lq = 0; lq < LANES; lq = lq + 1) begin
             take[lq] = head_mask[lq] && (prank < RL_R);
             for (sq = 0; sq < RL; sq = sq + 1) begin
-                if (head_mask[lq] && (prank == sq[RKW-1:0])) begin
-                    slot_lane[sq*LANEW +: LANEW] = slot_lane[sq*LANEW +: LANEW] | lq[LANEW-1:0];
-                    slot_score[sq*SW +: SW]      = slot_score[sq*SW +: SW] | head_data[lq*SW +: SW];
-                end
+                // AND-OR, not if-statements: see the passes' thermometer code.
+                slot_lane[sq*LANEW +: LANEW] = slot_lane[sq*LANEW +: LANEW]
+                    | (lq[LANEW-1:0] & {LANEW{head_mask[lq] && (prank == sq[RKW-1:0])}});
+                slot_score[sq*SW +: SW]      = slot_score[sq*SW +: SW]
+                    | (head_data[lq*SW +: SW] & {SW{head_mask[lq] && (prank == sq[RKW-1:0])}});
             end
             prank = prank + {% if rank_w > 1 %}{ {{ rank_w - 1 }}'d0, head_mask[lq] }{% else %}head_mask[lq]{% endif %};
         end

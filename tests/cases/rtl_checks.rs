@@ -5,6 +5,7 @@
 
 use hwgen::emit::Design;
 use hwgen::flow::lint::verilator_lint;
+use hwgen::flow::tools::Tool;
 use hwgen::flow::yosys::SynthMode;
 use hwgen_cli::commands::lint::{self, check_tops};
 use kvpq_core::spec::{Accelerator, Platform};
@@ -60,5 +61,50 @@ fn random_configs_are_lint_and_synthesis_clean() {
         "{} of {count} configs failed:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+/// The adder tree that synthesis gets from `popcount` (Verilator simulates `$countones`
+/// unless TREE = 1) counts like `$countones`: tests/rtl/popcount_tb.sv, built and run with
+/// Verilator, at the select unit's widths and odd ones around them.
+#[test]
+fn popcount_tree_counts_like_countones() {
+    let path = example_paths()
+        .into_iter()
+        .find(|p| p.ends_with("pqcache-llama3.toml"))
+        .expect("the default example");
+    let acc = Accelerator::from_toml_file(&path).unwrap();
+    let dir = scratch("rtl_checks", "popcount_tb");
+    let design = Design::render(&acc).unwrap();
+    design.write(&dir).unwrap();
+    let bench = concat!(env!("CARGO_MANIFEST_DIR"), "/rtl/popcount_tb.sv");
+    std::fs::copy(bench, dir.join("popcount_tb.sv")).unwrap();
+    let verilator = Tool::verilator().unwrap();
+    verilator
+        .run(
+            &dir,
+            &[
+                "--binary",
+                "-j",
+                "2",
+                "-Wall",
+                "--top-module",
+                "popcount_tb",
+                "-Mdir",
+                "obj",
+                "popcount_tb.sv",
+                "popcount.v",
+            ],
+            &dir.join("verilator.log"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = std::process::Command::new(dir.join("obj/Vpopcount_tb"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("popcount ok"),
+        "{text}"
     );
 }

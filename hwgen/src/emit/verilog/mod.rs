@@ -19,7 +19,7 @@ pub use dist_unit::DistUnitV;
 pub use engine::EngineV;
 pub use kvpq_core::interface::BoardFormat;
 pub use scanner::ScannerV;
-pub use topk::{ResultUnpackV, TopKSelectV, TopKSystolicV};
+pub use topk::{PopcountV, ResultUnpackV, TopKSelectV, TopKSystolicV};
 
 pub use kvpq_core::manifest::SourceFile;
 
@@ -62,7 +62,10 @@ pub fn render(acc: &Accelerator) -> Result<Vec<SourceFile>, askama::Error> {
         TopKStrategy::Systolic => {
             files.push(file("topk_systolic", TopKSystolicV::new(acc).render())?)
         }
-        TopKStrategy::Select => files.push(file("topk_select", TopKSelectV::new(acc).render())?),
+        TopKStrategy::Select => {
+            files.push(file("popcount", PopcountV::new(acc).render())?);
+            files.push(file("topk_select", TopKSelectV::new(acc).render())?);
+        }
     }
     files.push(file("pq_topk_engine", EngineV::new(acc).render())?);
     files.push(file("result_unpack", ResultUnpackV::new(acc).render())?);

@@ -178,6 +178,23 @@ impl TopKSelectV {
     }
 }
 
+/// Template data of the popcount module (the select unit's counting arrays); its widths are
+/// parameters.
+#[derive(Template)]
+#[template(path = "verilog/popcount.v")]
+pub struct PopcountV {
+    header: String,
+}
+
+impl PopcountV {
+    /// Derives the template data from a validated accelerator.
+    pub fn new(acc: &Accelerator) -> Self {
+        Self {
+            header: header(acc, "popcount"),
+        }
+    }
+}
+
 /// Template data of the result unpacker (result beats to one result per cycle).
 #[derive(Template)]
 #[template(path = "verilog/result_unpack.v")]
