@@ -41,7 +41,11 @@ fn builder_matches_the_pqcache_toml() {
         .quant(QuantConfig::new(8, 8, 16))
         .dist_unit(DistUnitConfig::new(32))
         .scanner(ScannerConfig::new(42))
-        .topk(TopKConfig::select(8192).with_radix_bits(6))
+        .topk(
+            TopKConfig::select(8192)
+                .with_radix_bits(6)
+                .with_read_beats(8),
+        )
         .engine(EngineConfig::new(131072).with_beat_bits(512))
         .target(TargetConfig::new(Platform::U55c, 250.0))
         .retrieval(

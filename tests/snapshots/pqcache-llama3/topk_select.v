@@ -3,7 +3,7 @@
 // units: macs=32 lanes=42 topk=select k_max=8192 radix_bits=6 | engine: max_tokens=131072 beat_bits=512 | target: u55c @ 250 MHz
 // widths: acc=22 lut=16 score=17 shift=3 index=17 count=18 k=14
 // topk_select: exact top-k for large k by threshold selection (docs/design.md section 5).
-//   fill    : a query's scores are written to one of two score banks in words of 1 beat(s)
+//   fill    : a query's scores are written to one of two score banks in words of 8 beat(s)
 //             (LANES scores), and counted against the 2^R-1 candidates of T's first digit
 //             as they arrive.
 //   select  : 2 more pass(es) over the bank find the other digits of T, the count-th
@@ -37,7 +37,7 @@ module topk_select (
     output reg                        done
 );
     localparam IN_LANES = 42;   // scores per scanner beat
-    localparam LANES  = 42;     // scores per buffer word, read per cycle: 1 beat(s)
+    localparam LANES  = 336;     // scores per buffer word, read per cycle: 8 beat(s)
     localparam SW     = 17;     // score (signed)
     localparam IDX    = 17;     // token index
     localparam KW     = 14;     // k (up to k_max = 8192)
@@ -47,18 +47,18 @@ module topk_select (
     localparam DIGITS = 3;      // digits per key
     localparam KEYW   = DIGITS * R; // key width
     localparam BINS   = 64;     // 2^R
-    localparam WORDS  = 3121;   // score buffer words of LANES scores
-    localparam WW     = 12;     // word address
-    localparam LW     = 6;      // lanes counter
+    localparam WORDS  = 391;   // score buffer words of LANES scores
+    localparam WW     = 9;     // word address
+    localparam LW     = 9;      // lanes counter
     localparam FLW    = 6;      // lanes counter of a beat
     localparam RKW    = 14;     // tie rank within a word: up to max(k_max, LANES)
     localparam RL     = 8;      // results per beat of res_*
     localparam RNW    = 4;      // width of res_n
-    localparam LANEW  = 6;      // a lane number
+    localparam LANEW  = 9;      // a lane number
     localparam QD     = 8;      // emit queue: words with kept scores waiting for the picker
     localparam QW     = 3;      // log2(QD); the queue covers the 3 words in flight and a backlog
 
-    localparam [CTR-1:0] LANES_C = 18'd42;
+    localparam [CTR-1:0] LANES_C = 18'd336;
 
     localparam [2:0] P_IDLE   = 3'd0,   // wait for a filled bank
                      P_START  = 3'd1,   // a filled bank is taken: its count is registered
@@ -110,8 +110,32 @@ module topk_select (
             in_popcount = in_popcount + { 17'd0, in_valid[lp] };
         end
     end
-    wire [LANES*SW-1:0]       wr_data = in_score;
-    wire                      wr_en   = in_any;
+
+    // A word gathers 8 beats of scores: it is written with its last beat, or with the
+    // query's last beat (flush) holding fewer. Beats are full but the last, so a score's
+    // token is its word's first token plus its place in the word.
+    localparam BEATS = 8;
+    reg  [2:0]               beat_q;         // the beat the next scores fill
+    reg  [LANES*SW-1:0]       gather_data_q;
+    reg  [LANES*SW-1:0]       wr_data;
+    integer bg;
+    always @* begin
+        // Selects, not if-statements: Yosys's proc then has no decision tree to unfold.
+        for (bg = 0; bg < BEATS; bg = bg + 1) begin
+            wr_data[bg*IN_LANES*SW +: IN_LANES*SW] = (in_any && (beat_q == bg[2:0]))
+                                                     ? in_score : gather_data_q[bg*IN_LANES*SW +: IN_LANES*SW];
+        end
+    end
+    wire                      wr_en = (in_any && (beat_q == 3'd7))
+                                      || (flush && (in_any || (beat_q != 3'd0)));
+    always @(posedge clk) begin
+        if (rst || clear || wr_en) begin
+            beat_q        <= 3'd0;
+        end else if (in_any) begin
+            beat_q        <= beat_q + 3'd1;
+            gather_data_q <= wr_data;
+        end
+    end
 
     always @(posedge clk) begin
         if (wr_en && !fill_bank_q) bank0[wr_word_q] <= wr_data;
@@ -123,7 +147,7 @@ module topk_select (
             wr_word_q <= {WW{1'b0}};
             n_q       <= {CNT{1'b0}};
         end else begin
-            if (wr_en)  wr_word_q <= wr_word_q + 12'd1;
+            if (wr_en)  wr_word_q <= wr_word_q + 9'd1;
             if (in_any) n_q       <= n_q + in_popcount;
         end
     end
@@ -436,7 +460,7 @@ module topk_select (
     always @* begin
         unused_token_high = 1'b0;
         for (st = 0; st < RL; st = st + 1) begin
-            slot_token = head_base + { 12'd0, slot_lane[st*LANEW +: LANEW] };
+            slot_token = head_base + { 9'd0, slot_lane[st*LANEW +: LANEW] };
             slot_index[st*IDX +: IDX] = slot_token[IDX-1:0];
             unused_token_high = unused_token_high ^ (^slot_token[CTR-1:IDX]);
         end
@@ -495,7 +519,7 @@ module topk_select (
         v3_q       <= va_q;
         v4_q       <= v3_q;
         if (rd_issue) begin
-            rd_word_q      <= rd_word_q + 12'd1;
+            rd_word_q      <= rd_word_q + 9'd1;
             rd_next_base_q <= rd_next_base_q + LANES_C;
             rd_left_q      <= (rd_left_q > LANES_C) ? rd_left_q - LANES_C : {CTR{1'b0}};
             rd_more_q      <= (rd_left_q > LANES_C);
@@ -508,7 +532,7 @@ module topk_select (
             cand_count_q <= {(BINS*CNT){1'b0}};
         end else if (v4_q) begin
             for (vh = 1; vh < BINS; vh = vh + 1) begin
-                cand_count_q[vh*CNT +: CNT] <= cand_count_q[vh*CNT +: CNT] + { 12'd0, hits_q[vh*LW +: LW] };
+                cand_count_q[vh*CNT +: CNT] <= cand_count_q[vh*CNT +: CNT] + { 9'd0, hits_q[vh*LW +: LW] };
             end
         end
         e3_q <= v2_q && (phase_q == P_EMIT);
