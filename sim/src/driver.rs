@@ -22,6 +22,8 @@ pub struct Job<'a> {
     pub n_tokens: usize,
     /// Results wanted.
     pub k: usize,
+    /// Codebook (KV head) the query's LUT is built from: < `engine.heads`.
+    pub head: u32,
 }
 
 /// What the engine returned for a job, and when.
@@ -42,7 +44,9 @@ pub struct JobOutcome {
 struct Ports {
     rst: PortId,
     cb: Source,
+    cb_head: PortId,
     q: Source,
+    q_head: PortId,
     start: PortId,
     n_tokens: PortId,
     k: PortId,
@@ -74,7 +78,9 @@ impl EngineSim {
         let p = Ports {
             rst: h.port("rst")?,
             cb: h.source("cb")?,
+            cb_head: h.port("cb_head")?,
             q: h.source("q")?,
+            q_head: h.port("q_head")?,
             start: h.port("start")?,
             n_tokens: h.port("n_tokens")?,
             k: h.port("k")?,
@@ -138,8 +144,15 @@ impl EngineSim {
         self.h.pulse(self.p.rst, 1, 2, Harness::tick);
     }
 
-    /// Streams integer codebooks (M*K centroids, entries m*K + c in order).
+    /// Streams an integer codebook (M*K centroids, entries m*K + c in order) as head 0's.
     pub fn load_codebook(&mut self, codebook: &QuantCodebook) -> Result<()> {
+        self.load_head_codebook(0, codebook)
+    }
+
+    /// Streams an integer codebook as head `head`'s (one of `engine.heads` held on chip).
+    pub fn load_head_codebook(&mut self, head: u32, codebook: &QuantCodebook) -> Result<()> {
+        self.check_head(head)?;
+        self.h.set(self.p.cb_head, u64::from(head));
         let (m, k, sub) = codebook.values.dim();
         let bits = self.acc.config().quant.centroid_bits;
         let width = self.streams.cb_data;
@@ -156,6 +169,16 @@ impl EngineSim {
             }
         }
         self.h.set(self.p.cb.valid, 0);
+        Ok(())
+    }
+
+    fn check_head(&self, head: u32) -> Result<()> {
+        let heads = self.acc.config().engine.heads();
+        if head >= heads {
+            return Err(SimError::Request(format!(
+                "head {head}: the engine holds {heads} codebook(s) (engine.heads)"
+            )));
+        }
         Ok(())
     }
 
@@ -180,6 +203,9 @@ impl EngineSim {
             })
             .sum();
         let deadline = self.h.deadline(work);
+        for job in jobs {
+            self.check_head(job.head)?;
+        }
 
         let mut sent = 0usize; // queries accepted
         let mut started = 0usize; // jobs started
@@ -209,6 +235,7 @@ impl EngineSim {
                 let words =
                     pack_fields(jobs[sent].query.iter().map(|&v| i64::from(v)), qb, q_width);
                 self.h.set_words(self.p.q.data, &words);
+                self.h.set(self.p.q_head, u64::from(jobs[sent].head));
             }
             let ready = self.h.get(self.p.ready) == 1;
             // `ready` means the last scan has ended, so its beats must all be in: the newest

@@ -55,6 +55,9 @@ pub enum SimError {
     /// The engine's results differ from the golden model's.
     #[error("engine and golden model disagree: {0}")]
     Mismatch(String),
+    /// The driver was asked for something the design cannot do (nothing was sent).
+    #[error("invalid request: {0}")]
+    Request(String),
     /// The design broke its own protocol.
     #[error("protocol violation at cycle {cycle}: {what}")]
     Protocol {

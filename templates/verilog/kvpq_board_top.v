@@ -95,9 +95,11 @@ module kvpq_board_top (
         .cb_valid   (issue_cb),
         .cb_ready   (cb_ready),
         .cb_data    (payload_q[{{ cb_base }} +: {{ cb_w }}]),
+        .cb_head    ({ {{ head_w }}{1'b0} }),   // the byte protocol carries one codebook
         .q_valid    (issue_query),
         .q_ready    (q_ready),
         .q_data     (payload_q[{{ q_base }} +: {{ q_w }}]),
+        .q_head     ({ {{ head_w }}{1'b0} }),
         .start      (issue_start && !busy),
         .n_tokens   (payload_q[{{ start_base }} +: {{ count_w }}]),
         .k          (payload_q[{{ start_base + count_w }} +: {{ k_w }}]),

@@ -16,10 +16,12 @@ module pq_dist_unit (
     input  wire                       cb_valid,
     output wire                       cb_ready,
     input  wire [{{ cb_data_w - 1 }}:0]              cb_data,
+    input  wire [{{ head_w - 1 }}:0]               cb_head,        // codebook (KV head) of the centroid
     // Query stream: element i at bits [i*QB +: QB].
     input  wire                       q_valid,
     output wire                       q_ready,
     input  wire [{{ q_data_w - 1 }}:0]              q_data,
+    input  wire [{{ head_w - 1 }}:0]               q_head,         // codebook (KV head) of the query's LUT
     // LUT write port into the scanner's free buffer.
     input  wire                       lut_free,
     output reg                        lut_we,
@@ -63,6 +65,18 @@ module pq_dist_unit (
     // bits wide and maps to block or distributed RAM. An incoming centroid is written one
     // element per cycle (cb_ready stays low meanwhile).
     localparam AW      = {{ addr_w }};           // address bits of GROUPS*SUB elements
+{%- if heads > 1 %}
+    // {{ heads }} codebooks are held, head h's at elements h*GROUPS*SUB ..: cb_head picks the codebook
+    // a centroid is written to, q_head the one a LUT is built from (sampled with their data).
+    localparam HEADS   = {{ heads }};
+    localparam FAW     = {{ full_addr_w }};           // address bits of HEADS*GROUPS*SUB elements
+    localparam [FAW-1:0] HEAD_ELEMS = {{ full_addr_w }}'d{{ groups * sub }};   // elements per codebook
+    reg  [FAW-1:0]            cb_head_base_q; // first element of the centroid's codebook
+    reg  [FAW-1:0]            q_head_base_q;  // first element of the query's codebook
+{%- else %}
+    // One codebook: the head ports are 1 bit wide and ignored.
+    wire                      unused_heads = cb_head[0] ^ q_head[0];
+{%- endif %}
     reg  [CENT_W-1:0]         cb_in_q;        // centroid being written, element 0 lowest
     reg                       cb_wr_busy_q;
     reg  [{{ sub_w - 1 }}:0]               cb_wr_elem_q;
@@ -83,6 +97,9 @@ module pq_dist_unit (
             cb_in_q      <= cb_data;
             cb_wr_busy_q <= 1'b1;
             cb_wr_elem_q <= {{ sub_w }}'d0;
+{%- if heads > 1 %}
+            cb_head_base_q <= {{ cb_head_ext }} * HEAD_ELEMS;
+{%- endif %}
         end else if (cb_wr_busy_q) begin
             cb_in_q      <= cb_in_q >> CB;
             cb_wr_elem_q <= cb_wr_elem_q + {{ sub_w }}'d1;
@@ -133,14 +150,24 @@ module pq_dist_unit (
     genvar gm;
     generate
         for (gm = 0; gm < MACS; gm = gm + 1) begin : g_mac
+{%- if heads > 1 %}
+            reg  [CB-1:0]     cb_mem [0:HEADS*GROUPS*SUB-1];
+{%- else %}
             reg  [CB-1:0]     cb_mem [0:GROUPS*SUB-1];
+{%- endif %}
             reg  [CB-1:0]     cent_q;         // element rd_addr of the previous cycle
             reg  [CB-1:0]     cent_opnd_q;
             reg  [PW-1:0]     prod_q;
             reg  [ACC-1:0]    acc_q;
             always @(posedge clk) begin
+{%- if heads > 1 %}
+                if (cb_wr_busy_q && cb_wr_slot_q == gm)
+                    cb_mem[cb_head_base_q + {{ wr_addr_ext }}] <= cb_in_q[CB-1:0];
+                cent_q <= cb_mem[q_head_base_q + {{ rd_addr_ext }}];
+{%- else %}
                 if (cb_wr_busy_q && cb_wr_slot_q == gm) cb_mem[cb_wr_addr] <= cb_in_q[CB-1:0];
                 cent_q <= cb_mem[rd_addr];
+{%- endif %}
                 cent_opnd_q <= cent_q;
             end
             always @(posedge clk) begin
@@ -266,6 +293,9 @@ module pq_dist_unit (
             case (state_q)
                 S_IDLE: if (q_fire) begin
                     query_q <= q_data;
+{%- if heads > 1 %}
+                    q_head_base_q <= {{ q_head_ext }} * HEAD_ELEMS;
+{%- endif %}
                     pass_q  <= 1'b0;
                     group_q <= {{ group_w }}'d0;
                     rd_base_q <= {AW{1'b0}};

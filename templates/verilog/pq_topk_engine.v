@@ -1,7 +1,8 @@
 {{ header }}
 // pq_topk_engine: PQ distance unit + LUT scanner + top-k ({{ strategy }}) behind one control
 // interface (docs/design.md section 5).
-//   - Load codebooks on cb_* (once per KV head), then send queries on q_*.
+//   - Load codebooks on cb_* (once per KV head, into slot cb_head of {{ heads }}), then send
+//     queries on q_* (q_head names the slot their LUT is built from).
 //   - The LUT of a query is built as soon as a LUT buffer is free, so the next query's LUT is
 //     built while the current query is scanned (double buffering).
 //   - start (while ready) scans n_tokens tokens of the next built LUT from code_* and returns
@@ -45,9 +46,11 @@ module pq_topk_engine (
         .cb_valid  (cb_valid),
         .cb_ready  (cb_ready),
         .cb_data   (cb_data),
+        .cb_head   (cb_head),
         .q_valid   (q_valid),
         .q_ready   (q_ready),
         .q_data    (q_data),
+        .q_head    (q_head),
         .lut_free  (!lut_full_q[wsel_q]),
         .lut_we    (lut_we),
         .lut_wm    (lut_wm),

@@ -18,7 +18,7 @@ use kvpq_tests::{compare, env_or};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use sim::{build_model, build_traced_model, default_cache, EngineSim, Stalls};
+use sim::{build_model, build_traced_model, default_cache, EngineSim, Job, SimError, Stalls};
 
 /// The queries of one case: (n_tokens, k) pairs covering the edge cases.
 fn shapes(acc: &Accelerator, rng: &mut ChaCha8Rng) -> Vec<(usize, usize)> {
@@ -64,25 +64,54 @@ fn run_config(acc: &Accelerator, seed: u64, trace: Option<PathBuf>) -> Result<us
         sim.trace(path).map_err(|e| e.to_string())?;
     }
     let mut checked = 0;
+    let heads = acc.config().engine.heads();
     for (round, values) in [Values::Uniform, Values::Ties].into_iter().enumerate() {
         let max_n = acc.config().engine.max_tokens as usize;
         let shapes = shapes(acc, &mut rng);
-        let wl = draw(acc, max_n, shapes.len(), values, seed ^ round as u64);
-        let golden = GoldenEngine::new(acc, wl.codebook.clone()).map_err(|e| e.to_string())?;
-        sim.load_codebook(&wl.codebook)
-            .map_err(|e| format!("{name}: {e}"))?;
-        let jobs = wl.jobs(&shapes);
+        // One workload (codebook, codes, queries) per head the engine holds, every codebook
+        // loaded before the first query; job i reads head i mod heads, so consecutive queries
+        // switch codebooks.
+        let mut wls = Vec::new();
+        let mut goldens = Vec::new();
+        for head in 0..heads {
+            let wl = draw(
+                acc,
+                max_n,
+                shapes.len(),
+                values,
+                seed ^ round as u64 ^ (u64::from(head) << 32),
+            );
+            goldens.push(GoldenEngine::new(acc, wl.codebook.clone()).map_err(|e| e.to_string())?);
+            sim.load_head_codebook(head, &wl.codebook)
+                .map_err(|e| format!("{name}: {e}"))?;
+            wls.push(wl);
+        }
+        let jobs: Vec<Job> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, &(n_tokens, k))| {
+                let head = i as u32 % heads;
+                let wl = &wls[head as usize];
+                Job {
+                    query: &wl.queries[i],
+                    beats: &wl.beats,
+                    n_tokens,
+                    k,
+                    head,
+                }
+            })
+            .collect();
         let outcomes = sim
             .run(&jobs)
             .map_err(|e| format!("{name} ({values:?}): {e}"))?;
         for (job, o) in jobs.iter().zip(&outcomes) {
-            let want = golden
+            let want = goldens[job.head as usize]
                 .run(job.query, job.beats, job.n_tokens, job.k)
                 .map_err(|e| e.to_string())?;
             compare("engine", &o.result, o.count as usize, &want).map_err(|e| {
                 format!(
-                    "{name} ({values:?}, n_tokens {}, k {}): {e}",
-                    job.n_tokens, job.k
+                    "{name} ({values:?}, head {}, n_tokens {}, k {}): {e}",
+                    job.head, job.n_tokens, job.k
                 )
             })?;
             checked += 1;
@@ -157,4 +186,37 @@ fn a_replay_writes_a_trace_and_an_untraced_model_says_why_it_cannot() {
     let mut sim = EngineSim::new(&built, &acc, 0, Stalls::NONE).expect("loads");
     let e = sim.trace(&dir.join("no.vcd")).unwrap_err().to_string();
     assert!(e.contains("build_traced_model"), "{e}");
+}
+
+/// A codebook or a query for a head the engine does not hold is refused by name, before
+/// anything reaches the model; the engine then still answers a valid query.
+#[test]
+fn a_head_past_engine_heads_is_refused() {
+    let acc = small_accelerators(11, 4)
+        .into_iter()
+        .find(|a| a.config().engine.heads() > 1)
+        .expect("a description with several heads");
+    let heads = acc.config().engine.heads();
+    let design = Design::render(&acc).unwrap();
+    let built = build_model(&design, "pq_topk_engine", &default_cache()).unwrap();
+    let mut sim = EngineSim::new(&built, &acc, 1, Stalls::NONE).unwrap();
+    let n = acc.config().engine.max_tokens as usize;
+    let wl = draw(&acc, n, 1, Values::Uniform, 5);
+    let e = sim.load_head_codebook(heads, &wl.codebook).unwrap_err();
+    assert!(
+        matches!(&e, SimError::Request(w) if w.contains(&format!("head {heads}"))),
+        "{e}"
+    );
+    sim.load_head_codebook(heads - 1, &wl.codebook).unwrap();
+    let mut job = wl.jobs(&[(n, 1)])[0];
+    job.head = heads;
+    let e = sim.run(&[job]).unwrap_err();
+    assert!(matches!(&e, SimError::Request(_)), "{e}");
+    job.head = heads - 1;
+    let got = sim.run(&[job]).unwrap();
+    let want = GoldenEngine::new(&acc, wl.codebook.clone())
+        .unwrap()
+        .run(job.query, job.beats, n, 1)
+        .unwrap();
+    compare("engine", &got[0].result, got[0].count as usize, &want).unwrap();
 }

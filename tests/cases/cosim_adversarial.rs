@@ -94,6 +94,7 @@ fn jobs(wls: &[(usize, usize, IntWorkload)]) -> Vec<Job<'_>> {
                 beats: &wl.beats,
                 n_tokens: *n,
                 k: *k,
+                head: 0,
             })
         })
         .collect()

@@ -46,6 +46,7 @@ fn run_board(acc: &Accelerator, seed: u64) -> Result<usize, String> {
             beats: &wl.beats,
             n_tokens: n,
             k,
+            head: 0,
         };
         let mut got = sim
             .query(&job)

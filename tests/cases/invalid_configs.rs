@@ -177,6 +177,18 @@ const RULE_CASES: &[(&str, Edit, &str, &str)] = &[
         "cannot hold one token of m * code_bits = 256 bits",
     ),
     (
+        "heads zero",
+        |c| c.engine.heads = Some(0),
+        "engine.heads",
+        "1..=64",
+    ),
+    (
+        "heads above 64",
+        |c| c.engine.heads = Some(65),
+        "engine.heads",
+        "1..=64",
+    ),
+    (
         "max_tokens zero",
         |c| c.engine.max_tokens = 0,
         "engine.max_tokens",

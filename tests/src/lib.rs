@@ -103,14 +103,17 @@ pub mod random {
                 tries < 100 * count,
                 "random description generator rejects too much"
             );
-            if let Some(acc) = draw(&mut rng, &format!("rand{seed}_{}", out.len())) {
+            // Codebooks held on chip, by position (not drawn, so the descriptions of every
+            // seed stay as they were before the engine held several).
+            let heads = [1, 2, 1, 3][out.len() % 4];
+            if let Some(acc) = draw(&mut rng, &format!("rand{seed}_{}", out.len()), heads) {
                 out.push(acc);
             }
         }
         out
     }
 
-    fn draw(rng: &mut ChaCha8Rng, name: &str) -> Option<Accelerator> {
+    fn draw(rng: &mut ChaCha8Rng, name: &str, heads: u32) -> Option<Accelerator> {
         let m = 1u32 << rng.random_range(0..=2);
         let sub = rng.random_range(1..=4u32);
         let code_bits = rng.random_range(1..=3u32);
@@ -147,7 +150,11 @@ pub mod random {
             .dist_unit(kvpq_core::spec::DistUnitConfig::new(macs.min(k)))
             .scanner(ScannerConfig::new(lanes))
             .topk(topk)
-            .engine(EngineConfig::new(max_tokens).with_beat_bits(beat))
+            .engine(
+                EngineConfig::new(max_tokens)
+                    .with_beat_bits(beat)
+                    .with_heads(heads),
+            )
             // A policy that retrieves exactly k_max at max_tokens: validation refuses one that
             // retrieves nothing, and k_max must cover what it asks for.
             .retrieval(RetrievalConfig::default().with_sink_tokens(0).with_budget(
@@ -246,6 +253,7 @@ pub mod workload {
                     beats: &self.beats,
                     n_tokens,
                     k,
+                    head: 0,
                 })
                 .collect()
         }

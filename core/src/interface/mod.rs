@@ -40,6 +40,13 @@ pub struct Streams {
     pub res_shift: u32,
     /// The number of results of a query.
     pub res_count: u32,
+    /// A codebook's number (`cb_head`, `q_head`): 0 .. engine.heads - 1.
+    #[serde(default = "one")]
+    pub head: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Streams {
@@ -58,6 +65,7 @@ impl Streams {
             res_n: crate::spec::unsigned_bits(u64::from(w.result_lanes)),
             res_shift: w.shift_bits,
             res_count: w.k_bits,
+            head: w.head_bits,
         }
     }
 }

@@ -61,6 +61,13 @@ pub fn engine_ports(s: &Streams) -> Vec<Port> {
             false,
             "one centroid, entries m*K+c in order, element j at [j*CB +: CB]",
         ),
+        p(
+            "cb_head",
+            I,
+            s.head,
+            false,
+            "codebook (KV head, < engine.heads) the centroid belongs to; whole codebooks per head",
+        ),
         p("q_valid", I, 1, false, "query stream: valid"),
         p(
             "q_ready",
@@ -75,6 +82,13 @@ pub fn engine_ports(s: &Streams) -> Vec<Port> {
             s.q_data,
             false,
             "quantized query, element i at [i*QB +: QB]",
+        ),
+        p(
+            "q_head",
+            I,
+            s.head,
+            false,
+            "codebook (KV head, < engine.heads) the query's LUT is built from",
         ),
         p(
             "start",

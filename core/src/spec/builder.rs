@@ -94,7 +94,14 @@ impl EngineConfig {
         Self {
             max_tokens,
             beat_bits: 512,
+            heads: None,
         }
+    }
+
+    /// Sets the number of codebooks held on chip (one per KV head served).
+    pub fn with_heads(mut self, heads: u32) -> Self {
+        self.heads = Some(heads);
+        self
     }
 
     /// Sets the beat width.

@@ -133,6 +133,17 @@ pub struct EngineConfig {
     /// Width W of one code beat in bits (docs/design.md section 4).
     #[serde(default = "default_beat_bits")]
     pub beat_bits: u32,
+    /// Codebooks held on chip at once (default 1, at most 64): one per KV head the engine
+    /// serves, so a decoding step selects a head's codebook by number instead of loading it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<u32>,
+}
+
+impl EngineConfig {
+    /// Codebooks held on chip (`heads`, default 1).
+    pub fn heads(&self) -> u32 {
+        self.heads.unwrap_or(1)
+    }
 }
 
 fn default_beat_bits() -> u32 {

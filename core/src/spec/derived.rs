@@ -59,6 +59,13 @@ pub struct Widths {
     /// Scores the top-k unit's passes read per cycle: lanes x `topk.read_beats` for
     /// `select` (the width of its buffer words and its counting logic), lanes for `systolic`.
     pub topk_lanes: u32,
+    /// Unsigned width of a codebook (KV head) number, 0 .. engine.heads - 1; at least 1.
+    #[serde(default = "one")]
+    pub head_bits: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Widths {
@@ -93,6 +100,7 @@ impl Widths {
                     TopKStrategy::Systolic => 1,
                     TopKStrategy::Select => cfg.topk.read_beats.unwrap_or(1),
                 },
+            head_bits: unsigned_bits(u64::from(cfg.engine.heads().saturating_sub(1))).max(1),
         }
     }
 
@@ -155,7 +163,7 @@ impl CodeLayout {
 /// On-chip storage the engine needs, in bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Storage {
-    /// Quantized codebooks: M * K * (D/M) * CB.
+    /// Quantized codebooks: heads * M * K * (D/M) * CB.
     pub codebook_bits: u64,
     /// One LUT: M * K * LB (the engine holds two: double buffering).
     pub lut_bits: u64,
@@ -184,7 +192,10 @@ impl Storage {
             ),
         };
         Self {
-            codebook_bits: entries * u64::from(w.sub_dim) * u64::from(w.centroid_bits),
+            codebook_bits: u64::from(cfg.engine.heads())
+                * entries
+                * u64::from(w.sub_dim)
+                * u64::from(w.centroid_bits),
             lut_bits: entries * u64::from(w.lut_bits),
             score_buffer_bits,
             queue_bits,

@@ -21,6 +21,9 @@ pub const MAX_RADIX_BITS: u32 = 8;
 /// Largest `topk.read_beats`: the select unit's counting array is 2^r - 1 bits by
 /// read_beats x lanes, so it grows with every beat read at once.
 pub const MAX_READ_BEATS: u32 = 8;
+/// Largest `engine.heads`: codebooks held on chip (a Llama-3-70B layer has 8 KV heads; 64
+/// leaves room for models with more).
+pub const MAX_HEADS: u32 = 64;
 /// Token indices travel as 32-bit words; one bit is kept free for the count.
 pub const MAX_TOKENS_LIMIT: u32 = 1 << 30;
 
@@ -375,6 +378,7 @@ fn check_engine(cfg: &AcceleratorConfig, shape_ok: bool, v: &mut Rules) {
             ),
         );
     }
+    v.range("engine.heads", cfg.engine.heads(), 1, MAX_HEADS);
     v.range(
         "engine.max_tokens",
         cfg.engine.max_tokens,

@@ -166,6 +166,7 @@ fn run(
             beats: q.beats,
             n_tokens: q.n_tokens,
             k: q.k,
+            head: 0,
         };
         let outcome = engine.run(&[job]).map_err(fault)?;
         let result = outcome

@@ -19,10 +19,12 @@ module pq_dist_unit (
     input  wire                       cb_valid,
     output wire                       cb_ready,
     input  wire [511:0]              cb_data,
+    input  wire [0:0]               cb_head,        // codebook (KV head) of the centroid
     // Query stream: element i at bits [i*QB +: QB].
     input  wire                       q_valid,
     output wire                       q_ready,
     input  wire [1023:0]              q_data,
+    input  wire [0:0]               q_head,         // codebook (KV head) of the query's LUT
     // LUT write port into the scanner's free buffer.
     input  wire                       lut_free,
     output reg                        lut_we,
@@ -66,6 +68,8 @@ module pq_dist_unit (
     // bits wide and maps to block or distributed RAM. An incoming centroid is written one
     // element per cycle (cb_ready stays low meanwhile).
     localparam AW      = 8;           // address bits of GROUPS*SUB elements
+    // One codebook: the head ports are 1 bit wide and ignored.
+    wire                      unused_heads = cb_head[0] ^ q_head[0];
     reg  [CENT_W-1:0]         cb_in_q;        // centroid being written, element 0 lowest
     reg                       cb_wr_busy_q;
     reg  [5:0]               cb_wr_elem_q;

@@ -175,6 +175,7 @@ pub fn run(acc: &Accelerator, opts: &SimOptions, cache: &Path) -> Result<SimRepo
             beats: &beats,
             n_tokens: n,
             k,
+            head: 0,
         })
         .collect();
     // The first query alone for the latency, then all back to back for the interval.

@@ -11,6 +11,7 @@ use kvpq_core::spec::{unsigned_bits, Accelerator};
 #[template(path = "verilog/kvpq_board_top.v")]
 pub struct BoardTopV {
     header: String,
+    head_w: u32,
     cb_w: u32,
     q_w: u32,
     beat_w: u32,
@@ -58,6 +59,7 @@ impl BoardTopV {
             format!("{{ {fields} }}")
         };
         Self {
+            head_w: Streams::of(acc).head,
             header: header(acc, "kvpq_board_top"),
             cb_w,
             q_w,

@@ -3,6 +3,7 @@
 use askama::Template;
 
 use super::header::header;
+use super::topk::zext;
 use kvpq_core::interface::Streams;
 use kvpq_core::spec::{unsigned_bits, Accelerator};
 
@@ -34,6 +35,13 @@ pub struct DistUnitV {
     macs_w: u32,
     group_m_expr: String,
     group_c_expr: String,
+    heads: u32,
+    head_w: u32,
+    full_addr_w: u32,
+    cb_head_ext: String,
+    q_head_ext: String,
+    wr_addr_ext: String,
+    rd_addr_ext: String,
 }
 
 impl DistUnitV {
@@ -60,6 +68,12 @@ impl DistUnitV {
             (s, t) => format!("{{ group_q[{}:0], {t}'d0 }}", s - 1),
         };
         let streams = Streams::of(acc);
+        let heads = c.engine.heads();
+        let addr_w = unsigned_bits(u64::from(groups * w.sub_dim - 1))
+            .max(unsigned_bits(u64::from(w.sub_dim - 1)));
+        // Address bits of every slot's GROUPS*SUB elements (at least the one-slot width).
+        let full_addr_w =
+            unsigned_bits(u64::from(heads) * u64::from(groups * w.sub_dim) - 1).max(addr_w);
         Self {
             header: header(acc, "pq_dist_unit"),
             m,
@@ -81,11 +95,17 @@ impl DistUnitV {
             group_w,
             sub_w: unsigned_bits(u64::from(w.sub_dim - 1)),
             macs_log2: macs.trailing_zeros(),
-            addr_w: unsigned_bits(u64::from(groups * w.sub_dim - 1))
-                .max(unsigned_bits(u64::from(w.sub_dim - 1))),
+            addr_w,
             macs_w: unsigned_bits(u64::from(macs - 1)),
             group_m_expr,
             group_c_expr,
+            heads,
+            head_w: streams.head,
+            full_addr_w,
+            cb_head_ext: zext("cb_head", streams.head, full_addr_w),
+            q_head_ext: zext("q_head", streams.head, full_addr_w),
+            wr_addr_ext: zext("cb_wr_addr", addr_w, full_addr_w),
+            rd_addr_ext: zext("rd_addr", addr_w, full_addr_w),
         }
     }
 }

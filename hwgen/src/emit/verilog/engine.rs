@@ -27,6 +27,7 @@ pub struct EngineV {
     code_bits: u32,
     lut_bits: u32,
     lanes: u32,
+    heads: u32,
 }
 
 impl EngineV {
@@ -56,6 +57,7 @@ impl EngineV {
             code_bits: c.pq.code_bits,
             lut_bits: w.lut_bits,
             lanes: c.scanner.lanes,
+            heads: c.engine.heads(),
         }
     }
 }
