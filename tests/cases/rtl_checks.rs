@@ -64,21 +64,22 @@ fn random_configs_are_lint_and_synthesis_clean() {
     );
 }
 
-/// The adder tree that synthesis gets from `popcount` (Verilator simulates `$countones`
-/// unless TREE = 1) counts like `$countones`: tests/rtl/popcount_tb.sv, built and run with
-/// Verilator, at the select unit's widths and odd ones around them.
+/// The networks that synthesis gets from `popcount` and `prefix_count` (Verilator simulates
+/// `$countones` and a running count unless TREE = 1) count like them:
+/// tests/rtl/counting_tb.sv, built and run with Verilator, at the select unit's widths and
+/// odd ones around them.
 #[test]
-fn popcount_tree_counts_like_countones() {
+fn counting_networks_count_like_their_simulation_models() {
     let path = example_paths()
         .into_iter()
         .find(|p| p.ends_with("pqcache-llama3.toml"))
         .expect("the default example");
     let acc = Accelerator::from_toml_file(&path).unwrap();
-    let dir = scratch("rtl_checks", "popcount_tb");
+    let dir = scratch("rtl_checks", "counting_tb");
     let design = Design::render(&acc).unwrap();
     design.write(&dir).unwrap();
-    let bench = concat!(env!("CARGO_MANIFEST_DIR"), "/rtl/popcount_tb.sv");
-    std::fs::copy(bench, dir.join("popcount_tb.sv")).unwrap();
+    let bench = concat!(env!("CARGO_MANIFEST_DIR"), "/rtl/counting_tb.sv");
+    std::fs::copy(bench, dir.join("counting_tb.sv")).unwrap();
     let verilator = Tool::verilator().unwrap();
     verilator
         .run(
@@ -89,22 +90,23 @@ fn popcount_tree_counts_like_countones() {
                 "2",
                 "-Wall",
                 "--top-module",
-                "popcount_tb",
+                "counting_tb",
                 "-Mdir",
                 "obj",
-                "popcount_tb.sv",
+                "counting_tb.sv",
                 "popcount.v",
+                "prefix_count.v",
             ],
             &dir.join("verilator.log"),
         )
         .unwrap_or_else(|e| panic!("{e}"));
-    let out = std::process::Command::new(dir.join("obj/Vpopcount_tb"))
+    let out = std::process::Command::new(dir.join("obj/Vcounting_tb"))
         .output()
         .unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success() && text.contains("popcount ok"),
+        out.status.success() && text.contains("counting ok"),
         "{text}"
     );
 }

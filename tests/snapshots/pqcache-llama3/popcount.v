@@ -7,7 +7,7 @@
 // the simulation model gets $countones, one instruction per 64 bits where the tree costs an add
 // per node. Yosys cannot take $countones at this size: it expands it into a full-width compare
 // and a 32-bit add per input bit, and 64 of them over 336 lanes exhaust its 4 GiB. TREE = 1
-// simulates the tree too (the test bench tests/rtl/popcount_tb.sv checks it that way).
+// simulates the tree too (the test bench tests/rtl/counting_tb.sv checks it that way).
 `default_nettype none
 
 module popcount #(

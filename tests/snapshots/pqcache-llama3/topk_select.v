@@ -98,18 +98,9 @@ module topk_select (
     reg  [KW-1:0]             pend_count_q;   // its query's count
     reg  [WW-1:0]             wr_word_q;
     reg  [CNT-1:0]            n_q;            // tokens received
-    reg  [CNT-1:0]            in_popcount;
+    wire [CNT-1:0]            in_popcount;
     wire                      in_any = |in_valid;
-    integer lp;
-
-    always @* begin
-        in_popcount = {CNT{1'b0}};
-        for (lp = 0; lp < IN_LANES; lp = lp + 1) begin
-            // Unconditional adds of single bits: Yosys turns them into one adder tree, where
-            // conditional increments stay a chain as long as the lane count.
-            in_popcount = in_popcount + { 17'd0, in_valid[lp] };
-        end
-    end
+    popcount #(.W(IN_LANES), .OW(CNT)) u_in_count (.x(in_valid), .y(in_popcount));
 
     // A word gathers 8 beats of scores: it is written with its last beat, or with the
     // query's last beat (flush) holding fewer. Beats are full but the last, so a score's
@@ -370,28 +361,27 @@ module topk_select (
     reg  [KW-1:0]             ties_left_q;    // keys == T still to keep
     reg  [KW-1:0]             kept_q;         // scores kept so far
     reg  [LANES-1:0]          gt3_q, eq3_q;
-    reg  [LANES*RKW-1:0]      rank3_q;        // [l]: ties in lanes below l
+    reg  [LANES*RKW-1:0]      rank3_q;        // rank_l, registered
     reg  [RKW-1:0]            eqn3_q;         // ties in the word
     reg  [KW-1:0]             gtn3_q;         // lanes above T in the word (<= count)
     reg  [LANES*SW-1:0]       data3_q;
     reg  [CTR-1:0]            base3_q;
     reg                       e3_q;           // s3 holds a word of the emit pass
     reg  [LANES-1:0]          gt_l, eq_l;
-    reg  [LANES*RKW-1:0]      rank_l;
-    reg  [RKW-1:0]            eq_run;
-    reg  [KW-1:0]             gt_run;
+    wire [LANES*RKW-1:0]      rank_l;         // [l]: ties in lanes below l
+    wire [RKW-1:0]            eq_run;         // ties in the word
+    wire [KW-1:0]             gt_run;         // lanes above T in the word
     integer le;
     always @* begin
-        eq_run = {RKW{1'b0}};
-        gt_run = {KW{1'b0}};
         for (le = 0; le < LANES; le = le + 1) begin
             gt_l[le] = mask2_q[le] && (key_of(data2_q[le*SW +: SW]) > thresh_q);
             eq_l[le] = mask2_q[le] && (key_of(data2_q[le*SW +: SW]) == thresh_q);
-            rank_l[le*RKW +: RKW] = eq_run;
-            eq_run = eq_run + { 13'd0, eq_l[le] };
-            gt_run = gt_run + { 13'd0, gt_l[le] };
         end
     end
+    // Counted in log depth: a running count over the lanes would be a chain of LANES adders.
+    prefix_count #(.W(LANES), .OW(RKW)) u_tie_rank (.x(eq_l), .y(rank_l));
+    popcount #(.W(LANES), .OW(RKW)) u_ties (.x(eq_l), .y(eq_run));
+    popcount #(.W(LANES), .OW(KW)) u_above (.x(gt_l), .y(gt_run));
     always @(posedge clk) begin
         gt3_q   <= gt_l;
         eq3_q   <= eq_l;
@@ -433,14 +423,18 @@ module topk_select (
     reg  [RL*SW-1:0]          slot_score;
     reg  [RNW-1:0]            take_n;         // results sent this cycle: min(kept lanes, RL)
     localparam [RKW-1:0]      RL_R = 14'd8;
-    reg  [RKW-1:0]            prank;          // kept lanes below this one
+    wire [LANES*RKW-1:0]      prank_all;      // [l]: kept lanes below l
+    wire [RKW-1:0]            kept_n;         // kept lanes of the head word
+    reg  [RKW-1:0]            prank;
+    prefix_count #(.W(LANES), .OW(RKW)) u_pick_rank (.x(head_mask), .y(prank_all));
+    popcount #(.W(LANES), .OW(RKW)) u_kept (.x(head_mask), .y(kept_n));
     integer lq, sq;
     always @* begin
-        prank      = {RKW{1'b0}};
         take       = {LANES{1'b0}};
         slot_lane  = {(RL*LANEW){1'b0}};
         slot_score = {(RL*SW){1'b0}};
         for (lq = 0; lq < LANES; lq = lq + 1) begin
+            prank    = prank_all[lq*RKW +: RKW];
             take[lq] = head_mask[lq] && (prank < RL_R);
             for (sq = 0; sq < RL; sq = sq + 1) begin
                 // AND-OR, not if-statements: see the passes' thermometer code.
@@ -449,9 +443,8 @@ module topk_select (
                 slot_score[sq*SW +: SW]      = slot_score[sq*SW +: SW]
                     | (head_data[lq*SW +: SW] & {SW{head_mask[lq] && (prank == sq[RKW-1:0])}});
             end
-            prank = prank + { 13'd0, head_mask[lq] };
         end
-        take_n = (prank < RL_R) ? prank[RNW-1:0] : RL_R[RNW-1:0];
+        take_n = (kept_n < RL_R) ? kept_n[RNW-1:0] : RL_R[RNW-1:0];
     end
     reg  [RL*IDX-1:0]         slot_index;
     reg  [CTR-1:0]            slot_token;

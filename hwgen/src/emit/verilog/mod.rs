@@ -19,7 +19,7 @@ pub use dist_unit::DistUnitV;
 pub use engine::EngineV;
 pub use kvpq_core::interface::BoardFormat;
 pub use scanner::ScannerV;
-pub use topk::{PopcountV, ResultUnpackV, TopKSelectV, TopKSystolicV};
+pub use topk::{PopcountV, PrefixCountV, ResultUnpackV, TopKSelectV, TopKSystolicV};
 
 pub use kvpq_core::manifest::SourceFile;
 
@@ -64,6 +64,7 @@ pub fn render(acc: &Accelerator) -> Result<Vec<SourceFile>, askama::Error> {
         }
         TopKStrategy::Select => {
             files.push(file("popcount", PopcountV::new(acc).render())?);
+            files.push(file("prefix_count", PrefixCountV::new(acc).render())?);
             files.push(file("topk_select", TopKSelectV::new(acc).render())?);
         }
     }

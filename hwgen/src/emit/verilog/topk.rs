@@ -178,8 +178,8 @@ impl TopKSelectV {
     }
 }
 
-/// Template data of the popcount module (the select unit's counting arrays); its widths are
-/// parameters.
+/// Template data of the popcount module (the select unit's counts across a word); its widths
+/// are parameters.
 #[derive(Template)]
 #[template(path = "verilog/popcount.v")]
 pub struct PopcountV {
@@ -191,6 +191,23 @@ impl PopcountV {
     pub fn new(acc: &Accelerator) -> Self {
         Self {
             header: header(acc, "popcount"),
+        }
+    }
+}
+
+/// Template data of the prefix_count module (the select unit's tie ranks and picker ranks);
+/// its widths are parameters.
+#[derive(Template)]
+#[template(path = "verilog/prefix_count.v")]
+pub struct PrefixCountV {
+    header: String,
+}
+
+impl PrefixCountV {
+    /// Derives the template data from a validated accelerator.
+    pub fn new(acc: &Accelerator) -> Self {
+        Self {
+            header: header(acc, "prefix_count"),
         }
     }
 }

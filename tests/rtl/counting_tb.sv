@@ -1,9 +1,13 @@
-// Checks the adder tree of the generated `popcount` (TREE = 1 simulates it) against
-// $countones, at the widths the select unit uses and the odd ones around them: random words,
-// sparse words, all ones and all zeros. Prints "popcount ok" or stops with $fatal.
+// Checks the networks that synthesis gets from the generated counting modules (TREE = 1
+// simulates them) against what the simulation model computes, at the widths the select unit
+// uses and odd ones around them: random words, sparse words, all ones and all zeros.
+//   popcount:     the adder tree against $countones;
+//   prefix_count: the Sklansky network against the running count (TREE = 0) and against
+//                 $countones of the bits below each position.
+// Prints "counting ok" or stops with $fatal.
 `default_nettype none
 
-module popcount_tb;
+module counting_tb;
     reg  [335:0] x;
     wire [0:0]   y1;
     wire [1:0]   y2;
@@ -24,7 +28,24 @@ module popcount_tb;
     popcount #(.W(336), .OW(9),  .TREE(1)) u336 (.x(x),        .y(y336));
     popcount #(.W(7),   .OW(12), .TREE(1)) u7w  (.x(x[6:0]),   .y(y7w));
 
-    integer t, w, bad;
+    // prefix_count: each width as the network (p*) and as the running count (r*).
+    wire [336*9-1:0] p336, r336;
+    wire [42*6-1:0]  p42,  r42;
+    wire [5*3-1:0]   p5,   r5;
+    wire [3*5-1:0]   p3w,  r3w;   // counts wider than the network's root
+    wire [0:0]       p1,   r1;
+    prefix_count #(.W(336), .OW(9), .TREE(1)) q336 (.x(x),       .y(p336));
+    prefix_count #(.W(336), .OW(9), .TREE(0)) s336 (.x(x),       .y(r336));
+    prefix_count #(.W(42),  .OW(6), .TREE(1)) q42  (.x(x[41:0]), .y(p42));
+    prefix_count #(.W(42),  .OW(6), .TREE(0)) s42  (.x(x[41:0]), .y(r42));
+    prefix_count #(.W(5),   .OW(3), .TREE(1)) q5   (.x(x[4:0]),  .y(p5));
+    prefix_count #(.W(5),   .OW(3), .TREE(0)) s5   (.x(x[4:0]),  .y(r5));
+    prefix_count #(.W(3),   .OW(5), .TREE(1)) q3w  (.x(x[2:0]),  .y(p3w));
+    prefix_count #(.W(3),   .OW(5), .TREE(0)) s3w  (.x(x[2:0]),  .y(r3w));
+    prefix_count #(.W(1),   .OW(1), .TREE(1)) q1   (.x(x[0]),    .y(p1));
+    prefix_count #(.W(1),   .OW(1), .TREE(0)) s1   (.x(x[0]),    .y(r1));
+
+    integer t, w, bad, i;
     initial begin
         bad = 0;
         for (t = 0; t < 4000; t = t + 1) begin
@@ -42,9 +63,13 @@ module popcount_tb;
             if (32'(y64)  != ($countones(x[63:0]) & 32'd127)) bad = bad + 1;   // 64 wraps in 7 bits
             if (32'(y336) != $countones(x))         bad = bad + 1;
             if (32'(y7w)  != $countones(x[6:0]))    bad = bad + 1;
+            if (p336 != r336 || p42 != r42 || p5 != r5 || p3w != r3w || p1 != r1) bad = bad + 1;
+            for (i = 0; i < 336; i = i + 1) begin
+                if (32'(r336[i*9 +: 9]) != $countones(x & ((336'd1 << i) - 336'd1))) bad = bad + 1;
+            end
         end
-        if (bad != 0) $fatal(1, "popcount: %0d mismatches", bad);
-        $display("popcount ok");
+        if (bad != 0) $fatal(1, "counting: %0d mismatches", bad);
+        $display("counting ok");
         $finish;
     end
 endmodule
