@@ -46,7 +46,7 @@ fn builder_matches_the_pqcache_toml() {
                 .with_radix_bits(6)
                 .with_read_beats(8),
         )
-        .engine(EngineConfig::new(131072).with_beat_bits(512))
+        .engine(EngineConfig::new(131072).with_beat_bits(512).with_heads(8))
         .target(TargetConfig::new(Platform::U55c, 250.0))
         .retrieval(
             RetrievalConfig::default()

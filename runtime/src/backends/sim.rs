@@ -14,15 +14,17 @@ use sim::{build_model, default_cache, EngineSim, Job, SimError, Stalls};
 use crate::checks::Slots;
 use crate::{open_folder, Device, HeadQuery, ModelShape, RuntimeError};
 
-/// The engine's Verilator model behind the [`Device`] trait. The engine holds one codebook:
-/// a search on another slot streams that slot's codebook in first, as the host of a real
-/// engine would.
+/// The engine's Verilator model behind the [`Device`] trait. The engine holds
+/// `engine.heads` codebooks; slot s lives in engine head `s % heads` (direct-mapped), so a
+/// search on a slot whose codebook is not there streams it in first, as the host of a real
+/// engine would. The queries of one search run back to back (the next scan overlaps this
+/// query's top-k) until one needs a head that a query of the batch still reads.
 pub struct SimDevice {
     acc: Accelerator,
     engine: EngineSim,
     slots: Slots,
-    /// Slot whose codebook the engine holds.
-    loaded: Option<usize>,
+    /// Per engine head: the slot whose codebook it holds.
+    loaded: Vec<Option<usize>>,
     cycles: u64,
 }
 
@@ -96,11 +98,12 @@ impl SimDevice {
     fn from_design(design: &Design, acc: Accelerator) -> Result<Self, RuntimeError> {
         let built = build_model(design, ENGINE_TOP, &default_cache()).map_err(fault)?;
         let engine = EngineSim::new(&built, &acc, 0, Stalls::NONE).map_err(fault)?;
+        let heads = acc.config().engine.heads() as usize;
         Ok(Self {
             acc,
             engine,
             slots: Slots::default(),
-            loaded: None,
+            loaded: vec![None; heads],
             cycles: 0,
         })
     }
@@ -125,8 +128,10 @@ impl Device for SimDevice {
 
     fn load_codebook(&mut self, slot: usize, codebook: QuantCodebook) -> Result<(), RuntimeError> {
         self.slots.load(&self.acc, slot, codebook)?;
-        if self.loaded == Some(slot) {
-            self.loaded = None; // replaced: stream it in again before the next search
+        for held in &mut self.loaded {
+            if *held == Some(slot) {
+                *held = None; // replaced: stream it in again before the next search
+            }
         }
         Ok(())
     }
@@ -137,46 +142,72 @@ impl Device for SimDevice {
         let result = run(&mut self.engine, &mut self.loaded, queries, codebooks);
         self.cycles += self.engine.cycle() - start;
         if result.is_err() {
-            // A query may be stuck inside: start the next call from reset, codebook unknown.
+            // A query may be stuck inside: start the next call from reset, codebooks unknown.
             self.engine.reset();
-            self.loaded = None;
+            self.loaded.fill(None);
         }
         result
     }
 }
 
-/// Runs the searches one by one, streaming a slot's codebook in when the engine holds
-/// another.
+/// Runs the searches in order, in batches of back-to-back jobs; a slot's codebook is streamed
+/// into its engine head first when the head holds another (after the batch's jobs that read
+/// that head have run).
 fn run(
     engine: &mut EngineSim,
-    loaded: &mut Option<usize>,
+    loaded: &mut [Option<usize>],
     queries: &[HeadQuery<'_>],
     codebooks: Vec<&QuantCodebook>,
 ) -> Result<Vec<QueryResult>, RuntimeError> {
+    let heads = loaded.len();
     let mut out = Vec::with_capacity(queries.len());
+    let mut batch: Vec<Job> = Vec::new();
     for (q, codebook) in queries.iter().zip(codebooks) {
-        if *loaded != Some(q.slot) {
-            // A failed load leaves the engine's codebook unknown.
-            *loaded = None;
-            engine.load_codebook(codebook).map_err(fault)?;
-            *loaded = Some(q.slot);
+        let head = q.slot % heads;
+        if loaded[head] != Some(q.slot) {
+            if batch.iter().any(|j| j.head as usize == head) {
+                flush(engine, &mut batch, &mut out)?;
+            }
+            // A failed load leaves the head's codebook unknown.
+            loaded[head] = None;
+            engine
+                .load_head_codebook(head as u32, codebook)
+                .map_err(fault)?;
+            loaded[head] = Some(q.slot);
         }
-        let job = Job {
+        batch.push(Job {
             query: q.query,
             beats: q.beats,
             n_tokens: q.n_tokens,
             k: q.k,
-            head: 0,
-        };
-        let outcome = engine.run(&[job]).map_err(fault)?;
-        let result = outcome
-            .into_iter()
-            .next()
-            .ok_or_else(|| RuntimeError::Fault {
-                backend: "sim",
-                detail: "the engine returned no outcome for a query".into(),
-            })?;
-        out.push(result.result);
+            head: head as u32,
+        });
     }
+    flush(engine, &mut batch, &mut out)?;
     Ok(out)
+}
+
+/// Runs the batch back to back and appends its results in order.
+fn flush(
+    engine: &mut EngineSim,
+    batch: &mut Vec<Job>,
+    out: &mut Vec<QueryResult>,
+) -> Result<(), RuntimeError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let outcomes = engine.run(batch).map_err(fault)?;
+    if outcomes.len() != batch.len() {
+        return Err(RuntimeError::Fault {
+            backend: "sim",
+            detail: format!(
+                "the engine returned {} outcomes for {} queries",
+                outcomes.len(),
+                batch.len()
+            ),
+        });
+    }
+    out.extend(outcomes.into_iter().map(|o| o.result));
+    batch.clear();
+    Ok(())
 }

@@ -286,11 +286,11 @@ module kvpq_krnl (
         .cb_valid   (cb_valid_q),
         .cb_ready   (cb_ready),
         .cb_data    (cb_q),
-        .cb_head    ({ 1{1'b0} }),   // one query per run: codebook 0
+        .cb_head    ({ 3{1'b0} }),   // one query per run: codebook 0
         .q_valid    (q_valid_q),
         .q_ready    (q_ready),
         .q_data     (q_q),
-        .q_head     ({ 1{1'b0} }),
+        .q_head     ({ 3{1'b0} }),
         .start      (start),
         .n_tokens   (n_q),
         .k          (k_q),
