@@ -423,25 +423,37 @@ module topk_select (
     reg  [RL*SW-1:0]          slot_score;
     reg  [RNW-1:0]            take_n;         // results sent this cycle: min(kept lanes, RL)
     localparam [RKW-1:0]      RL_R = 14'd8;
+    // [b][l]: bit b of the number l
+    localparam [LANEW*LANES-1:0] LANE_BIT = 3024'hffffffffffffffffffff000000000000000000000000000000000000000000000000000000000000000000000000000000000000ffffffffffffffffffffffffffffffff00000000000000000000000000000000ffff0000000000000000ffffffffffffffff0000000000000000ffffffffffffffff00000000000000000000ffffffff00000000ffffffff00000000ffffffff00000000ffffffff00000000ffffffff000000000000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa;
     wire [LANES*RKW-1:0]      prank_all;      // [l]: kept lanes below l
     wire [RKW-1:0]            kept_n;         // kept lanes of the head word
     reg  [RKW-1:0]            prank;
     prefix_count #(.W(LANES), .OW(RKW)) u_pick_rank (.x(head_mask), .y(prank_all));
     popcount #(.W(LANES), .OW(RKW)) u_kept (.x(head_mask), .y(kept_n));
-    integer lq, sq;
+    // Slot s takes the kept lane of rank s: a one-hot row per slot, read out bit by bit as
+    // reductions over the lanes (lane-number bits and score bit-planes), log depth where an
+    // OR running over the lanes would be LANES gates deep.
+    reg  [RL*LANES-1:0]       sel;            // [s][l]: lane l goes to slot s
+    reg  [SW*LANES-1:0]       plane;          // [b][l]: bit b of lane l's score
+    integer lq, sq, bq;
     always @* begin
-        take       = {LANES{1'b0}};
-        slot_lane  = {(RL*LANEW){1'b0}};
-        slot_score = {(RL*SW){1'b0}};
+        take = {LANES{1'b0}};
         for (lq = 0; lq < LANES; lq = lq + 1) begin
             prank    = prank_all[lq*RKW +: RKW];
             take[lq] = head_mask[lq] && (prank < RL_R);
             for (sq = 0; sq < RL; sq = sq + 1) begin
-                // AND-OR, not if-statements: see the passes' thermometer code.
-                slot_lane[sq*LANEW +: LANEW] = slot_lane[sq*LANEW +: LANEW]
-                    | (lq[LANEW-1:0] & {LANEW{head_mask[lq] && (prank == sq[RKW-1:0])}});
-                slot_score[sq*SW +: SW]      = slot_score[sq*SW +: SW]
-                    | (head_data[lq*SW +: SW] & {SW{head_mask[lq] && (prank == sq[RKW-1:0])}});
+                sel[sq*LANES + lq] = head_mask[lq] && (prank == sq[RKW-1:0]);
+            end
+            for (bq = 0; bq < SW; bq = bq + 1) begin
+                plane[bq*LANES + lq] = head_data[lq*SW + bq];
+            end
+        end
+        for (sq = 0; sq < RL; sq = sq + 1) begin
+            for (bq = 0; bq < LANEW; bq = bq + 1) begin
+                slot_lane[sq*LANEW + bq] = |(sel[sq*LANES +: LANES] & LANE_BIT[bq*LANES +: LANES]);
+            end
+            for (bq = 0; bq < SW; bq = bq + 1) begin
+                slot_score[sq*SW + bq] = |(sel[sq*LANES +: LANES] & plane[bq*LANES +: LANES]);
             end
         end
         take_n = (kept_n < RL_R) ? kept_n[RNW-1:0] : RL_R[RNW-1:0];

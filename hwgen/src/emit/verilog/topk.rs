@@ -47,6 +47,24 @@ impl TopKSystolicV {
     }
 }
 
+/// The constant whose bit `b * lanes + l` is bit b of the number l, as a Verilog hex literal:
+/// the picker reads a slot's lane number out of its one-hot row with it.
+fn lane_bits(lanes: u32, lane_w: u32) -> String {
+    let width = (lanes * lane_w) as usize;
+    let bit = |i: usize| (i % lanes as usize) >> (i / lanes as usize) & 1;
+    let digits: String = (0..width.div_ceil(4))
+        .rev()
+        .map(|d| {
+            let nibble = (0..4)
+                .filter(|j| 4 * d + j < width)
+                .map(|j| bit(4 * d + j) << j)
+                .sum::<usize>();
+            char::from_digit(nibble as u32, 16).unwrap_or('0')
+        })
+        .collect();
+    format!("{width}'h{digits}")
+}
+
 /// `{ pad'd0, expr }`: zero-extends `expr` of `from` bits to `to` bits.
 pub(super) fn zext(expr: &str, from: u32, to: u32) -> String {
     if to > from {
@@ -101,6 +119,7 @@ pub struct TopKSelectV {
     ties_left_ext: String,
     hits_ext: String,
     fhits_ext: String,
+    lane_bits: String,
 }
 
 impl TopKSelectV {
@@ -160,6 +179,7 @@ impl TopKSelectV {
             word_w: unsigned_bits(u64::from(words - 1)),
             digit_w,
             lane_w,
+            lane_bits: lane_bits(lanes, lane_w),
             key_of_expr,
             digit0_expr,
             slot_lane_ext: zext("slot_lane[st*LANEW +: LANEW]", lane_w, ctr_w),
