@@ -492,10 +492,10 @@ mod tests {
         }));
         assert!(e.contains("`derived`") && e.contains("score_bits"), "{e}");
         let e = refused(&edited(&m, |v| {
-            v["interface"]["ports"][7]["width"] = 1.into()
+            v["interface"]["ports"][8]["width"] = 1.into()
         }));
         assert!(
-            e.contains("`interface`") && e.contains("ports[7].width"),
+            e.contains("`interface`") && e.contains("ports[8].width"),
             "{e}"
         );
         let e = refused(&edited(&m, |v| {
