@@ -1,6 +1,7 @@
 {{ header }}
 // prefix_count: for every bit i of x, the number of set bits below it (an exclusive prefix
-// count), for the select unit's tie ranks and its result picker.
+// count), and the number of set bits of x, for the select unit's tie ranks and its result
+// picker.
 // Synthesis gets a Sklansky prefix network: log2(W) levels whose sums widen by one bit per
 // level, where a running count is a chain of W adders that no clock reaches at hundreds of
 // lanes (and whose depth exhausts the call stack of the WebAssembly Yosys's ABC9 export).
@@ -14,7 +15,8 @@ module prefix_count #(
     parameter TREE = 0    // simulate the synthesized network in Verilator too
 ) (
     input  wire [W-1:0]    x,
-    output wire [W*OW-1:0] y   // y[i*OW +: OW]: set bits of x[i-1:0]
+    output wire [W*OW-1:0] y,  // y[i*OW +: OW]: set bits of x[i-1:0]
+    output wire [OW-1:0]   n   // set bits of x (truncated to OW bits)
 );
 `ifdef VERILATOR
     localparam FAST = (TREE == 0);
@@ -38,14 +40,13 @@ module prefix_count #(
                 end
             end
             assign y = acc;
+            assign n = run;
         end else begin : g_tree
             // Level d holds, for every bit, the count of the set bits from the start of its
             // block of 2^d bits up to it (d + 1 bits): the upper half of each block adds the
             // lower half's last count.
             for (d = 0; d <= L; d = d + 1) begin : lvl
-                /* verilator lint_off UNUSEDSIGNAL */
-                wire [W*(d+1)-1:0] s;   // (the last bit's inclusive count is not an output)
-                /* verilator lint_on UNUSEDSIGNAL */
+                wire [W*(d+1)-1:0] s;
                 for (i = 0; i < W; i = i + 1) begin : node
                     if (d == 0) begin : leaf
                         assign s[i] = x[i];
@@ -58,16 +59,23 @@ module prefix_count #(
                     end
                 end
             end
-            // Exclusive: bit i gets the inclusive count of bit i - 1.
+            // Exclusive: bit i gets the inclusive count of bit i - 1; the last bit's
+            // inclusive count is the total.
             assign y[OW-1:0] = {OW{1'b0}};
-            for (i = 1; i < W; i = i + 1) begin : out
+            for (i = 1; i <= W; i = i + 1) begin : out
+                wire [OW-1:0] c;
                 if (OW <= L + 1) begin : g_cut
                     /* verilator lint_off UNUSEDSIGNAL */
                     wire [L:0] count = lvl[L].s[(i-1)*(L+1) +: L+1];
                     /* verilator lint_on UNUSEDSIGNAL */
-                    assign y[i*OW +: OW] = count[OW-1:0];
+                    assign c = count[OW-1:0];
                 end else begin : g_pad
-                    assign y[i*OW +: OW] = { {(OW - L - 1){1'b0}}, lvl[L].s[(i-1)*(L+1) +: L+1] };
+                    assign c = { {(OW - L - 1){1'b0}}, lvl[L].s[(i-1)*(L+1) +: L+1] };
+                end
+                if (i < W) begin : g_rank
+                    assign y[i*OW +: OW] = c;
+                end else begin : g_total
+                    assign n = c;
                 end
             end
         end

@@ -366,8 +366,7 @@ module topk_select (
         end
     end
     // Counted in log depth: a running count over the lanes would be a chain of LANES adders.
-    prefix_count #(.W(LANES), .OW(RKW)) u_tie_rank (.x(eq_l), .y(rank_l));
-    popcount #(.W(LANES), .OW(RKW)) u_ties (.x(eq_l), .y(eq_run));
+    prefix_count #(.W(LANES), .OW(RKW)) u_tie_rank (.x(eq_l), .y(rank_l), .n(eq_run));
     popcount #(.W(LANES), .OW(KW)) u_above (.x(gt_l), .y(gt_run));
     always @(posedge clk) begin
         gt3_q   <= gt_l;
@@ -430,8 +429,7 @@ module topk_select (
     wire [LANES*RKW-1:0]      prank_all;      // [l]: kept lanes below l
     wire [RKW-1:0]            kept_n;         // kept lanes of the head word
     reg  [RKW-1:0]            prank;
-    prefix_count #(.W(LANES), .OW(RKW)) u_pick_rank (.x(head_mask), .y(prank_all));
-    popcount #(.W(LANES), .OW(RKW)) u_kept (.x(head_mask), .y(kept_n));
+    prefix_count #(.W(LANES), .OW(RKW)) u_pick_rank (.x(head_mask), .y(prank_all), .n(kept_n));
     // Slot s takes the kept lane of rank s: a one-hot row per slot, read out bit by bit as
     // reductions over the lanes (lane-number bits and score bit-planes), log depth where an
     // OR running over the lanes would be LANES gates deep.

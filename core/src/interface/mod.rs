@@ -41,12 +41,8 @@ pub struct Streams {
     /// The number of results of a query.
     pub res_count: u32,
     /// A codebook's number (`cb_head`, `q_head`): 0 .. engine.heads - 1.
-    #[serde(default = "one")]
+    #[serde(default = "crate::spec::one")]
     pub head: u32,
-}
-
-fn one() -> u32 {
-    1
 }
 
 impl Streams {

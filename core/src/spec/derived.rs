@@ -64,7 +64,8 @@ pub struct Widths {
     pub head_bits: u32,
 }
 
-fn one() -> u32 {
+/// Serde default of a width that older manifests lack (1 bit).
+pub(crate) fn one() -> u32 {
     1
 }
 

@@ -12,6 +12,7 @@ pub use config::{
     AcceleratorConfig, DistUnitConfig, EngineConfig, Platform, PqConfig, QuantConfig,
     RetrievalConfig, ScannerConfig, TargetConfig, TopKConfig, TopKStrategy, MAX_DESCRIPTION_BYTES,
 };
+pub(crate) use derived::one;
 pub use derived::{
     bit_length, ceil_log2, unsigned_bits, CodeLayout, CycleModel, Derived, Projection, Storage,
     Widths, DEFAULT_RADIX_BITS,

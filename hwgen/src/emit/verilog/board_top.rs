@@ -44,7 +44,8 @@ pub struct BoardTopV {
 impl BoardTopV {
     /// Derives the template data from a validated accelerator.
     pub fn new(acc: &Accelerator) -> Self {
-        let f = BoardFormat::of(&Streams::of(acc));
+        let streams = Streams::of(acc);
+        let f = BoardFormat::of(&streams);
         let (cb_w, q_w, beat_w) = (f.centroid_bits, f.query_bits, f.beat_bits);
         let start_w = f.start_bits();
         let bytes = |bits: u32| bits.div_ceil(8);
@@ -59,8 +60,8 @@ impl BoardTopV {
             format!("{{ {fields} }}")
         };
         Self {
-            head_w: Streams::of(acc).head,
             header: header(acc, "kvpq_board_top"),
+            head_w: streams.head,
             cb_w,
             q_w,
             beat_w,
