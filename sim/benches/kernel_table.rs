@@ -1,18 +1,21 @@
 //! The Alveo RTL kernel in Verilator (`cargo bench -p sim --bench kernel_table`): cycles from
-//! the ap_start write to ap_done through its AXI ports (memory answering after 1-6 cycles,
-//! no stalls), next to the engine's own cycle model, so the wrapper's cost per query shows.
-//! Every result is checked against the golden model.
+//! the ap_start write to ap_done of a call answering one layer (8 jobs) through its AXI
+//! ports (memory answering after 1-6 cycles, no stalls), next to the kernel's cycle model
+//! (`CycleModel::call_cycles`). Every result is checked against the golden model.
+//! `KVPQ_KERNEL_TOKENS=4096,131072` picks the token counts. The engines hold one layer's
+//! codebooks (`engine.heads` at most 8).
 
 use std::path::Path;
 
 use hwgen::emit::Design;
 use kvpq_core::golden::packing::pack;
 use kvpq_core::golden::{GoldenEngine, QuantCodebook};
+use kvpq_core::interface::alveo::job_words;
 use kvpq_core::spec::{Accelerator, AcceleratorConfig, Platform};
 use ndarray::{Array2, Array3};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sim::{build_model, default_cache, KernelCall, KernelSim, Stalls};
+use sim::{build_model, default_cache, KernelCall, KernelJob, KernelSim, Stalls};
 
 fn example(name: &str) -> Accelerator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../examples/{name}.toml"));
@@ -34,13 +37,28 @@ fn median(mut xs: Vec<u64>) -> u64 {
 }
 
 fn main() {
-    println!("## Alveo RTL kernel through AXI (cycles from ap_start to ap_done)");
+    // Jobs of one call: every KV head of a Llama-3-8B layer.
+    const LAYER_JOBS: usize = 8;
+    println!("## Alveo RTL kernel through AXI: one call answers a layer ({LAYER_JOBS} jobs)");
     println!(
-        "| config | N | k | first call (codebook load) | later calls (median of 3) | engine model | wrapper cycles |"
+        "| config | engines | N | k | first call (codebook load) | later calls (median of 2) | cycle model | later call at the clock |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
+    let ns: Vec<u32> = std::env::var("KVPQ_KERNEL_TOKENS")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .map(|x| x.parse().expect("token counts"))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![4096, 32768]);
     for name in ["pqcache-llama3", "fastscan-4bit"] {
-        let acc = example(name);
+        // One layer's codebooks are loaded (at one 32-bit word per cycle all 256 of the
+        // default would take 2 M cycles in Verilator); a call's cycles do not depend on how
+        // many codebooks the engines hold.
+        let mut cfg = example(name).config().clone();
+        cfg.engine.heads = Some(cfg.engine.heads().min(LAYER_JOBS as u32));
+        let acc = Accelerator::new(cfg).expect("fewer heads stay valid");
         let c = acc.config();
         let w = acc.derived().widths;
         let design = Design::render(&acc).unwrap();
@@ -53,46 +71,71 @@ fn main() {
         );
         let cmax = (1i32 << (w.centroid_bits - 1)) - 1;
         let qmax = (1i32 << (w.query_bits - 1)) - 1;
-        let codebook = QuantCodebook {
-            values: Array3::from_shape_fn((m, k, sub), |_| rng.random_range(-cmax..=cmax)),
-            scale: 1.0,
-        };
-        let golden = GoldenEngine::new(&acc, codebook.clone()).unwrap();
-        for n in [4096u32, 32768]
-            .into_iter()
-            .filter(|&n| n <= c.engine.max_tokens)
-        {
-            let codes = Array2::from_shape_fn((n as usize, m), |_| rng.random_range(0..k) as u8);
-            let beats = pack(&acc.derived().layout, codes.view()).unwrap();
+        let heads = c.engine.heads() as usize;
+        let codebooks: Vec<QuantCodebook> = (0..heads)
+            .map(|_| QuantCodebook {
+                values: Array3::from_shape_fn((m, k, sub), |_| rng.random_range(-cmax..=cmax)),
+                scale: 1.0,
+            })
+            .collect();
+        let goldens: Vec<GoldenEngine> = codebooks
+            .iter()
+            .map(|cb| GoldenEngine::new(&acc, cb.clone()).unwrap())
+            .collect();
+        for &n in ns.iter().filter(|&&n| n <= c.engine.max_tokens) {
+            let beats: Vec<Vec<u64>> = (0..LAYER_JOBS)
+                .map(|_| {
+                    let codes =
+                        Array2::from_shape_fn((n as usize, m), |_| rng.random_range(0..k) as u8);
+                    pack(&acc.derived().layout, codes.view()).unwrap()
+                })
+                .collect();
             let topk = acc.policy_k(n).min(c.topk.k_max);
             let mut sim = KernelSim::new(&built, &acc, 1, Stalls::NONE).unwrap();
             let mut cycles = Vec::new();
-            for i in 0..4 {
-                let q: Vec<i32> = (0..c.pq.head_dim)
-                    .map(|_| rng.random_range(-qmax..=qmax))
+            for i in 0..3 {
+                let queries: Vec<Vec<i32>> = (0..LAYER_JOBS)
+                    .map(|_| {
+                        (0..c.pq.head_dim)
+                            .map(|_| rng.random_range(-qmax..=qmax))
+                            .collect()
+                    })
+                    .collect();
+                let jobs: Vec<KernelJob> = (0..LAYER_JOBS)
+                    .map(|j| KernelJob {
+                        head: (j % heads) as u32,
+                        query: &queries[j],
+                        beats: &beats[j],
+                        n_tokens: n,
+                        k: topk,
+                    })
                     .collect();
                 let call = KernelCall {
-                    codebook: (i == 0).then_some(&codebook),
-                    query: &q,
-                    beats: &beats,
-                    n_tokens: n,
-                    k: topk,
+                    codebooks: (i == 0).then_some(codebooks.as_slice()),
+                    jobs: &jobs,
                 };
                 let got = sim.call(&call).unwrap();
-                let want = golden.run(&q, &beats, n as usize, topk as usize).unwrap();
-                assert_eq!(got.result, want, "{name}: kernel and golden model disagree");
+                for (j, o) in got.jobs.iter().enumerate() {
+                    let want = goldens[j % heads]
+                        .run(&queries[j], &beats[j], n as usize, topk as usize)
+                        .unwrap();
+                    assert_eq!(o.result, want, "{name}: kernel and golden model disagree");
+                }
                 cycles.push(got.cycles);
             }
             let later = median(cycles[1..].to_vec());
-            let model = acc.derived().cycles.lut_build
-                + acc
-                    .derived()
-                    .cycles
-                    .query_latency(u64::from(n), u64::from(topk));
+            let engines = c.target.engines();
+            let model = acc.derived().cycles.call_cycles(
+                u64::from(n),
+                u64::from(topk),
+                LAYER_JOBS as u64,
+                u64::from(engines),
+                u64::from(job_words(c.pq.head_dim)),
+            );
             println!(
-                "| {name} | {n} | {topk} | {} | {later} | {model} | {} |",
+                "| {name} | {engines} | {n} | {topk} | {} | {later} | {model} | {:.1} us |",
                 cycles[0],
-                later as i64 - model as i64
+                later as f64 / c.target.clock_mhz
             );
         }
     }

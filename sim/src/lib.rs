@@ -20,7 +20,9 @@ pub mod harness;
 pub mod model;
 pub mod ports;
 
-pub use alveo::{Fault, FaultAt, KernelCall, KernelOutcome, KernelSim};
+pub use alveo::{
+    Fault, FaultAt, KernelCall, KernelJob, KernelJobOutcome, KernelOutcome, KernelSim,
+};
 pub use build::{build_model, build_traced_model, default_cache, BuiltModel};
 pub use driver::{EngineSim, Job, JobOutcome};
 pub use error::{Result, SimError};

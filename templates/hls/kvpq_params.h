@@ -19,5 +19,23 @@
 #define KVPQ_MAX_TOKENS      {{ p.max_tokens }}
 #define KVPQ_K_MAX           {{ p.k_max }}
 #define KVPQ_RADIX_BITS      {{ p.radix_bits }}   // bits resolved per threshold pass
+#define KVPQ_HEADS           {{ p.heads }}   // codebooks on chip (engine.heads)
+#define KVPQ_CB_WORDS        {{ p.cb_words }}   // int32 words of one codebook: M * K * SUB
+#define KVPQ_ENGINES         {{ p.engines }}   // lanes: job j uses lane j % ENGINES
+#define KVPQ_STRIPES         {{ p.stripes }}   // buffers per lane: code beat b in stripe b % STRIPES
+
+// The jobs buffer (kvpq_core::interface::alveo::job): JOB_WORDS int32 words per job, the
+// header words at these positions, then the HEAD_DIM query integers.
+#define KVPQ_MAX_JOBS        {{ p.max_jobs }}u   // n_jobs is clamped to it
+#define KVPQ_JOB_WORDS       {{ p.job_words }}
+#define KVPQ_JOB_HEADER_WORDS {{ p.job_header_words }}
+#define KVPQ_JOB_N_TOKENS    {{ p.job_n_tokens }}
+#define KVPQ_JOB_K           {{ p.job_k }}
+#define KVPQ_JOB_HEAD        {{ p.job_head }}
+#define KVPQ_JOB_CODES       {{ p.job_codes }}   // byte offset into each stripe: low, high word
+#define KVPQ_JOB_OUT         {{ p.job_out }}   // byte offset into stripe 0: low, high word
+
+// out[0] flag (kvpq_core::interface::alveo::out_flags): the job's head is not below HEADS.
+#define KVPQ_REQUEST_ERROR   {{ p.request_error }}ull
 
 #endif

@@ -19,7 +19,10 @@ use kvpq_tests::{compare, env_or, example};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use sim::{build_model, default_cache, BuiltModel, EngineSim, Job, KernelCall, KernelSim, Stalls};
+use sim::{
+    build_model, default_cache, BuiltModel, EngineSim, Job, KernelCall, KernelJob, KernelSim,
+    Stalls,
+};
 
 /// The default design, at the context the issue measures.
 fn default_case() -> (Accelerator, usize, usize) {
@@ -276,22 +279,32 @@ fn kernel_case(acc: &Accelerator, n: usize, k: usize, seed: u64) -> Result<usize
     let (built, stalls) = model(acc, "kvpq_krnl", seed)?;
     let mut sim = KernelSim::new(&built, acc, seed, stalls)
         .map_err(|e| format!("{}: {e}", acc.config().name))?;
+    let heads = acc.config().engine.heads();
     each_stream("kernel", acc, (n, k, seed), |_, codebook, jobs| {
-        let mut got = Vec::with_capacity(jobs.len());
-        for (i, job) in jobs.iter().enumerate() {
-            let call = KernelCall {
-                codebook: (i == 0).then_some(codebook),
+        // One call for the stream's jobs, spread over the engines and the heads (every head
+        // holds the stream's codebook).
+        let codebooks = vec![codebook.clone(); heads as usize];
+        let kernel_jobs: Vec<KernelJob> = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, job)| KernelJob {
+                head: i as u32 % heads,
                 query: job.query,
                 beats: job.beats,
                 n_tokens: job.n_tokens as u32,
                 k: job.k as u32,
-            };
-            let o = sim
-                .call(&call)
-                .map_err(|e| format!("(n {}, k {}): {e}", job.n_tokens, job.k))?;
-            got.push((o.result, o.count as usize));
-        }
-        Ok(got)
+            })
+            .collect();
+        let o = sim
+            .call(&KernelCall {
+                codebooks: Some(&codebooks),
+                jobs: &kernel_jobs,
+            })
+            .map_err(|e| format!("({} jobs): {e}", jobs.len()))?;
+        Ok(o.jobs
+            .into_iter()
+            .map(|o| (o.result, o.count as usize))
+            .collect())
     })
 }
 

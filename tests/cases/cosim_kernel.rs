@@ -9,16 +9,16 @@
 //! header's error bits, and the next clean run is bit-exact again.
 
 use hwgen::emit::Design;
-use kvpq_core::golden::GoldenEngine;
-use kvpq_core::interface::alveo::axi;
+use kvpq_core::golden::{GoldenEngine, QuantCodebook};
+use kvpq_core::interface::alveo::{axi, job_words};
 use kvpq_core::spec::{Accelerator, Platform};
 use kvpq_tests::random::small_accelerators;
-use kvpq_tests::workload::{draw, Values};
+use kvpq_tests::workload::{draw, IntWorkload, Values};
 use kvpq_tests::{compare, env_or};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use sim::{build_model, default_cache, Fault, FaultAt, KernelCall, KernelSim, Stalls};
+use sim::{build_model, default_cache, Fault, FaultAt, KernelCall, KernelJob, KernelSim, Stalls};
 
 /// The kernel model of `acc` (built or taken from the cache), reset, with the host and
 /// memory around it.
@@ -29,8 +29,32 @@ fn kernel_sim(acc: &Accelerator, seed: u64, stalls: Stalls) -> Result<KernelSim,
     KernelSim::new(&built, acc, seed, stalls).map_err(|e| format!("{name}: {e}"))
 }
 
-/// Runs a few queries through the kernel: the first loads the codebook, later ones reuse
-/// it, one reloads another codebook; n_tokens and k include 0, clamping and N < k.
+/// One workload per codebook head (codebook, beats, queries) and its golden model.
+fn head_workloads(
+    acc: &Accelerator,
+    queries: usize,
+    values: Values,
+    seed: u64,
+) -> Result<Vec<(IntWorkload, GoldenEngine<'_>)>, String> {
+    let c = acc.config();
+    (0..c.engine.heads())
+        .map(|h| {
+            let wl = draw(
+                acc,
+                c.engine.max_tokens as usize,
+                queries,
+                values,
+                seed ^ (u64::from(h) << 20),
+            );
+            let golden = GoldenEngine::new(acc, wl.codebook.clone()).map_err(|e| e.to_string())?;
+            Ok((wl, golden))
+        })
+        .collect()
+}
+
+/// Runs two calls of a few jobs each through the kernel, on random heads: the first loads
+/// every head's codebook, the second reuses them and adds a job naming a head past
+/// engine.heads (flagged, no results); n_tokens and k include 0, clamping and N < k.
 fn run_config(acc: &Accelerator, seed: u64, max_n: u32) -> Result<usize, String> {
     let name = acc.config().name.clone();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -40,6 +64,7 @@ fn run_config(acc: &Accelerator, seed: u64, max_n: u32) -> Result<usize, String>
     };
     let mut sim = kernel_sim(acc, seed, stalls)?;
     let c = acc.config();
+    let heads = c.engine.heads();
     let n_all = c.engine.max_tokens.min(max_n);
     let k_max = c.topk.k_max;
     let mut checked = 0;
@@ -51,52 +76,90 @@ fn run_config(acc: &Accelerator, seed: u64, max_n: u32) -> Result<usize, String>
             (0, 3),                                      // empty
             (u32::MAX, u32::MAX),                        // both clamped by the kernel
         ];
-        let wl = draw(
-            acc,
-            c.engine.max_tokens as usize,
-            shapes.len(),
-            values,
-            seed ^ round as u64,
-        );
-        let golden = GoldenEngine::new(acc, wl.codebook.clone()).map_err(|e| e.to_string())?;
-        for (i, (&(n, k), q)) in shapes.iter().zip(&wl.queries).enumerate() {
+        let wls = head_workloads(acc, shapes.len(), values, seed ^ round as u64)?;
+        let codebooks: Vec<QuantCodebook> = wls.iter().map(|(w, _)| w.codebook.clone()).collect();
+        for call_no in 0..2 {
+            let mut heads_of = Vec::new();
+            let mut jobs = Vec::new();
+            for (i, &(n, k)) in shapes.iter().enumerate() {
+                let h = rng.random_range(0..heads);
+                let wl = &wls[h as usize].0;
+                heads_of.push(h);
+                jobs.push(KernelJob {
+                    head: h,
+                    query: &wl.queries[(i + call_no) % shapes.len()],
+                    beats: &wl.beats,
+                    n_tokens: n,
+                    k,
+                });
+            }
+            if call_no == 1 {
+                let wl = &wls[0].0;
+                let at = rng.random_range(0..=jobs.len());
+                heads_of.insert(at, heads);
+                jobs.insert(
+                    at,
+                    KernelJob {
+                        head: heads + rng.random_range(0..3),
+                        query: &wl.queries[0],
+                        beats: &wl.beats,
+                        n_tokens: n_all,
+                        k: k_max,
+                    },
+                );
+            }
             let call = KernelCall {
-                codebook: (i == 0).then_some(&wl.codebook),
-                query: q,
-                beats: &wl.beats,
-                n_tokens: n,
-                k,
+                codebooks: (call_no == 0).then_some(codebooks.as_slice()),
+                jobs: &jobs,
             };
             let got = sim
                 .call(&call)
-                .map_err(|e| format!("{name} ({values:?}, n {n}, k {k}): {e}"))?;
-            let n_eff = n.min(c.engine.max_tokens) as usize;
-            let k_eff = k.min(k_max) as usize;
-            let want = golden
-                .run(q, &wl.beats, n_eff, k_eff)
-                .map_err(|e| e.to_string())?;
-            compare("kernel", &got.result, got.count as usize, &want).map_err(|e| {
-                format!(
-                    "{name} ({values:?}, n {n}, k {k}): {e}\n{}",
-                    acc.config().to_toml_string()
-                )
-            })?;
-            checked += 1;
+                .map_err(|e| format!("{name} ({values:?}, call {call_no}): {e}"))?;
+            for (j, (job, o)) in jobs.iter().zip(&got.jobs).enumerate() {
+                let (n, k) = (job.n_tokens, job.k);
+                let at = format!("{name} ({values:?}, call {call_no}, job {j}, n {n}, k {k})");
+                if o.read_error || o.write_error {
+                    return Err(format!("{at}: memory error flagged"));
+                }
+                if job.head >= heads {
+                    if !o.request_error || o.count != 0 {
+                        return Err(format!(
+                            "{at}: head {} not flagged (count {})",
+                            job.head, o.count
+                        ));
+                    }
+                    continue;
+                }
+                if o.request_error {
+                    return Err(format!("{at}: head {} flagged", job.head));
+                }
+                let golden = &wls[heads_of[j] as usize].1;
+                let n_eff = n.min(c.engine.max_tokens) as usize;
+                let k_eff = k.min(k_max) as usize;
+                let want = golden
+                    .run(job.query, job.beats, n_eff, k_eff)
+                    .map_err(|e| e.to_string())?;
+                compare("kernel", &o.result, o.count as usize, &want)
+                    .map_err(|e| format!("{at}: {e}\n{}", acc.config().to_toml_string()))?;
+                checked += 1;
+            }
         }
     }
     Ok(checked)
 }
 
-/// The `i`-th random description on an Alveo card (U280 and U55C alternate), as the sweep
-/// retargets it (its kernel model is cached under that name).
+/// The `i`-th random description on an Alveo card (U280 and U55C alternate) with 1, 2 or 3
+/// engines, as the sweep retargets it (its kernel model is cached under that name).
 pub(crate) fn alveo(acc: &Accelerator, i: usize) -> Accelerator {
     let platform = if i.is_multiple_of(2) {
         Platform::U280
     } else {
         Platform::U55c
     };
-    acc.retarget(platform)
-        .expect("small beats fit an AXI4 master")
+    let mut config = acc.config().clone();
+    config.target.platform = platform;
+    config.target.engines = Some([1, 2, 3][i % 3]);
+    Accelerator::new(config).expect("small beats fit an AXI4 master")
 }
 
 #[test]
@@ -110,6 +173,15 @@ fn rtl_kernel_matches_the_golden_model_through_axi() {
         .collect();
     // A real width: 512-bit beats (4 tokens), a codebook of 2048 words (8+ bursts).
     cases.push((alveo(&kvpq_tests::example("fastscan-4bit"), 0), 3000));
+    // The default: result beats of up to 8 words packed into 512-bit beats at every phase,
+    // 2 engines holding 2 codebooks (its 256 would take 2 M cycles to load).
+    let mut llama = kvpq_tests::example("pqcache-llama3").config().clone();
+    llama.engine.heads = Some(2);
+    llama.target.engines = Some(2);
+    cases.push((
+        Accelerator::new(llama).expect("fewer heads and engines"),
+        2000,
+    ));
     let results: Vec<Result<usize, String>> = cases
         .par_iter()
         .enumerate()
@@ -130,9 +202,11 @@ fn rtl_kernel_matches_the_golden_model_through_axi() {
     );
 }
 
-/// Runs `acc`'s kernel with an injected error on a code read, on a codebook read and on a
-/// result write: each run completes and flags the error (a read error withholds the
-/// results: count 0), and the clean run after each is bit-exact with the golden model.
+/// Runs `acc`'s kernel on calls of engines + 1 jobs with an injected error on job 0's first
+/// code burst, on the codebooks' first word, on job 1's words and on job 0's first result
+/// write: each run completes and flags exactly the jobs the error touched (a read error
+/// withholds their results: count 0), the others are bit-exact, and the clean run after
+/// each is bit-exact with the golden model.
 fn memory_errors(acc: &Accelerator, seed: u64) -> Result<usize, String> {
     let name = acc.config().name.clone();
     let stalls = Stalls {
@@ -143,81 +217,132 @@ fn memory_errors(acc: &Accelerator, seed: u64) -> Result<usize, String> {
     let c = acc.config();
     let n = c.engine.max_tokens.min(600);
     let k = c.topk.k_max;
-    let wl = draw(acc, c.engine.max_tokens as usize, 4, Values::Uniform, seed);
-    let golden = GoldenEngine::new(acc, wl.codebook.clone()).map_err(|e| e.to_string())?;
+    let n_jobs = c.target.engines() as usize + 1;
+    let wls = head_workloads(acc, n_jobs, Values::Uniform, seed)?;
+    let codebooks: Vec<QuantCodebook> = wls.iter().map(|(w, _)| w.codebook.clone()).collect();
+    let heads = c.engine.heads();
+    let jobs: Vec<KernelJob> = (0..n_jobs)
+        .map(|j| {
+            let wl = &wls[j % heads as usize].0;
+            KernelJob {
+                head: j as u32 % heads,
+                query: &wl.queries[j],
+                beats: &wl.beats,
+                n_tokens: n,
+                k,
+            }
+        })
+        .collect();
+    let wants = jobs
+        .iter()
+        .map(|job| {
+            wls[job.head as usize]
+                .1
+                .run(job.query, job.beats, n as usize, k as usize)
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let burst = |master: &str| FaultAt::Burst {
         master: master.into(),
         n: 0,
     };
+    let job_bytes = 4 * u64::from(job_words(c.pq.head_dim));
+    // (what, where, code, jobs with a read error, jobs with a write error)
+    let all: Vec<usize> = (0..n_jobs).collect();
     let cases = [
         (
-            "SLVERR on the first code burst",
+            "SLVERR on job 0's first code burst",
             burst("m_axi_gmem1"),
             axi::SLVERR,
-            false,
+            vec![0],
+            vec![],
         ),
         (
-            "DECERR on the codebook's first word",
+            "DECERR on the codebooks' first word",
             FaultAt::Range {
-                arg: "codebook".into(),
+                arg: "codebooks".into(),
                 bytes: 0..4,
             },
             axi::DECERR,
-            false,
+            all.clone(),
+            vec![],
         ),
         (
-            "SLVERR on the first result write",
-            burst("m_axi_gmem2"),
+            "SLVERR on job 1's n_tokens word",
+            FaultAt::Range {
+                arg: "jobs".into(),
+                bytes: job_bytes..job_bytes + 4,
+            },
             axi::SLVERR,
-            true,
+            (1..n_jobs).collect(),
+            vec![],
+        ),
+        (
+            "SLVERR on job 0's first result write",
+            FaultAt::WriteBurst {
+                master: "m_axi_gmem1".into(),
+                n: 0,
+            },
+            axi::SLVERR,
+            vec![],
+            vec![0],
         ),
     ];
+    let call = KernelCall {
+        codebooks: Some(&codebooks),
+        jobs: &jobs,
+    };
     let mut checked = 0;
-    for (i, (what, at, resp, write)) in cases.into_iter().enumerate() {
-        let q = &wl.queries[i];
-        let call = KernelCall {
-            codebook: Some(&wl.codebook),
-            query: q,
-            beats: &wl.beats,
-            n_tokens: n,
-            k,
-        };
-        let want = golden
-            .run(q, &wl.beats, n as usize, k as usize)
-            .map_err(|e| e.to_string())?;
+    for (what, at, resp, read_bad, write_bad) in cases {
         sim.inject(Fault { at, resp })
             .map_err(|e| format!("{name}: {e}"))?;
         let bad = sim
             .call(&call)
             .map_err(|e| format!("{name}, {what}: {e}"))?;
-        let flags = (bad.read_error, bad.write_error);
-        if flags != (!write, write) {
-            return Err(format!(
-                "{name}, {what}: header flags (read, write) = {flags:?}"
-            ));
+        // Errors strike whole bursts, and a job stream burst holds the jobs before the bad
+        // word too: from the first flagged job on, every later one is flagged (the error is
+        // sticky for the call), so a job stream fault may flag earlier jobs of its burst.
+        let first_flagged = bad.jobs.iter().position(|o| o.read_error);
+        let read_bad: Vec<usize> = match (what.contains("n_tokens word"), first_flagged) {
+            (true, Some(f)) if f <= read_bad[0] => (f..n_jobs).collect(),
+            _ => read_bad,
+        };
+        for (j, o) in bad.jobs.iter().enumerate() {
+            let (r, w) = (read_bad.contains(&j), write_bad.contains(&j));
+            if (o.read_error, o.write_error, o.request_error) != (r, w, false) {
+                return Err(format!("{name}, {what}: job {j} flags {o:?}"));
+            }
+            if r {
+                if o.count != 0 || !o.result.hits.is_empty() {
+                    return Err(format!(
+                        "{name}, {what}: job {j} count {} after a read error",
+                        o.count
+                    ));
+                }
+            } else if w {
+                if o.count as usize != wants[j].hits.len() {
+                    return Err(format!(
+                        "{name}, {what}: job {j} count {}, expected {}",
+                        o.count,
+                        wants[j].hits.len()
+                    ));
+                }
+            } else {
+                compare("kernel", &o.result, o.count as usize, &wants[j])
+                    .map_err(|e| format!("{name}, {what}, job {j}: {e}"))?;
+            }
         }
-        if !write && (bad.count != 0 || !bad.result.hits.is_empty()) {
-            return Err(format!(
-                "{name}, {what}: count {} after a read error",
-                bad.count
-            ));
-        }
-        if write && bad.count as usize != want.hits.len() {
-            return Err(format!(
-                "{name}, {what}: count {}, expected {}",
-                bad.count,
-                want.hits.len()
-            ));
-        }
-        // The next run, without errors (the codebook reloaded: it may hold bad data now).
+        // The next run, without errors (the codebooks reloaded: they may hold bad data now).
         let good = sim
             .call(&call)
             .map_err(|e| format!("{name}, after {what}: {e}"))?;
-        if good.read_error || good.write_error {
-            return Err(format!("{name}, after {what}: error flags still set"));
+        for (j, o) in good.jobs.iter().enumerate() {
+            if o.read_error || o.write_error || o.request_error {
+                return Err(format!("{name}, after {what}: job {j} flags still set"));
+            }
+            compare("kernel", &o.result, o.count as usize, &wants[j])
+                .map_err(|e| format!("{name}, after {what}, job {j}: {e}"))?;
         }
-        compare("kernel", &good.result, good.count as usize, &want)
-            .map_err(|e| format!("{name}, after {what}: {e}"))?;
         checked += 1;
     }
     Ok(checked)

@@ -46,8 +46,12 @@ fn builder_matches_the_pqcache_toml() {
                 .with_radix_bits(6)
                 .with_read_beats(8),
         )
-        .engine(EngineConfig::new(131072).with_beat_bits(512).with_heads(8))
-        .target(TargetConfig::new(Platform::U55c, 250.0))
+        .engine(
+            EngineConfig::new(131072)
+                .with_beat_bits(512)
+                .with_heads(256),
+        )
+        .target(TargetConfig::new(Platform::U55c, 250.0).with_engines(4))
         .retrieval(
             RetrievalConfig::default()
                 .with_gqa_group(4)

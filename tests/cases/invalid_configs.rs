@@ -180,13 +180,40 @@ const RULE_CASES: &[(&str, Edit, &str, &str)] = &[
         "heads zero",
         |c| c.engine.heads = Some(0),
         "engine.heads",
-        "1..=64",
+        "1..=1024",
     ),
     (
-        "heads above 64",
-        |c| c.engine.heads = Some(65),
+        "heads above 1024",
+        |c| c.engine.heads = Some(1025),
         "engine.heads",
-        "1..=64",
+        "1..=1024",
+    ),
+    (
+        "engines zero",
+        |c| c.target.engines = Some(0),
+        "target.engines",
+        "1..=16",
+    ),
+    (
+        "engines above 16",
+        |c| c.target.engines = Some(17),
+        "target.engines",
+        "1..=16",
+    ),
+    (
+        "16 engines of 2 stripes: 33 pseudo-channels",
+        |c| c.target.engines = Some(16),
+        "target.engines",
+        "= 33 HBM pseudo-channels, the card has 32",
+    ),
+    (
+        "engines on the ECP5",
+        |c| {
+            c.target.platform = kvpq_core::spec::Platform::Ecp5;
+            c.target.engines = Some(2);
+        },
+        "target.engines",
+        "exist only in the Alveo kernel",
     ),
     (
         "max_tokens zero",
@@ -302,8 +329,8 @@ const RULE_CASES: &[(&str, Edit, &str, &str)] = &[
             c.topk.k_max = 1 << 30;
         },
         "engine.max_tokens",
-        "the engine needs 36507292328 bits of on-chip memory (two score banks of \
-         engine.max_tokens scores = 36507222696",
+        "the engines need 36507292328 bits of on-chip memory (target.engines = 1 x (two \
+         score banks of engine.max_tokens scores = 36507222696",
     ),
     (
         "score buffer beyond the U55C's BRAM and URAM",

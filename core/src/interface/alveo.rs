@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ports::{Direction, Port};
-use crate::spec::{Accelerator, Platform};
+use crate::spec::{Accelerator, AcceleratorConfig, CodeLayout, Platform};
 
 /// Name of the packaged RTL kernel (and of its top module).
 pub const RTL_KERNEL: &str = "kvpq_krnl";
@@ -59,6 +59,9 @@ pub struct AxiMaster {
     pub data_bits: u32,
     /// HBM pseudo-channel the connectivity config maps it to.
     pub hbm_channel: u32,
+    /// Whether the kernel writes through it (stripe 0 of each engine) or only reads.
+    #[serde(default)]
+    pub writes: bool,
     /// What travels on it.
     pub doc: String,
 }
@@ -160,7 +163,7 @@ impl KernelInterface {
             return Err(KernelError::BeatTooWide(beat));
         }
         let masters = kernel_masters(acc);
-        let args = kernel_args();
+        let args = kernel_args(acc.config().target.engines(), code_stripes(acc.config()));
         Ok(Self {
             platform,
             vitis_platform: vitis_platform.into(),
@@ -177,12 +180,15 @@ impl KernelInterface {
                           apart (buffers: low word, then high word)"
                 .into(),
             out_doc:
-                "out[0] = count | shift << 32 | write_error << 62 | read_error << 63; out[1 + \
-                      i] = index | (uint32)score << 32 for i < count, in ascending token index \
-                      (docs/design.md section 3). read_error: a codebook, query or code read \
-                      answered SLVERR/DECERR, so no results were written and count is 0; \
-                      write_error: a result write answered SLVERR/DECERR. The HLS kernel \
-                      cannot see AXI responses: both bits are always 0 there"
+                "at each job's out offset in its engine's lane buffer: out[0] = count | shift \
+                      << 32 | request_error << 61 | write_error << 62 | read_error << 63; \
+                      out[1 + i] = index | (uint32)score << 32 for i < count, in ascending \
+                      token index (docs/design.md section 3). read_error: a codebook, job or \
+                      code read answered SLVERR/DECERR, so no results were written and count \
+                      is 0; write_error: a result write answered SLVERR/DECERR; \
+                      request_error: the job's head is not below engine.heads, so no results \
+                      were written and count is 0. The HLS kernel cannot see AXI responses: \
+                      bits 62 and 63 are always 0 there"
                     .into(),
         })
     }
@@ -198,39 +204,118 @@ impl KernelInterface {
     }
 }
 
-/// The AXI4 masters of the kernel (RTL and HLS alike) for `acc`.
-pub fn kernel_masters(acc: &Accelerator) -> Vec<AxiMaster> {
-    let beat = acc.config().engine.beat_bits;
-    vec![
-        AxiMaster {
-            name: "m_axi_gmem0".into(),
-            bundle: "gmem0".into(),
-            data_bits: 32,
-            hbm_channel: 0,
-            doc: "reads the codebook and the query (32-bit words)".into(),
-        },
-        AxiMaster {
-            name: "m_axi_gmem1".into(),
-            bundle: "gmem1".into(),
-            // Beats are stored as whole 64-bit words (manifest.packing), so a 32-bit beat
-            // travels as one 64-bit transfer whose high half is padding.
-            data_bits: beat.max(64),
-            hbm_channel: 1,
-            doc: "reads the packed code beats, one beat per transfer".into(),
-        },
-        AxiMaster {
-            name: "m_axi_gmem2".into(),
-            bundle: "gmem2".into(),
-            data_bits: 64,
-            hbm_channel: 2,
-            doc: "writes the results (64-bit words)".into(),
-        },
-    ]
+/// The master that reads the codebooks and the jobs.
+pub const JOB_MASTER: &str = "m_axi_gmem0";
+
+/// Bytes per second one HBM pseudo-channel of a U55C or U280 delivers: 460 GB/s over 32
+/// channels (AMD DS963).
+pub const HBM_CHANNEL_BYTES_PER_S: f64 = 14.375e9;
+/// HBM pseudo-channels of a U55C or U280: the kernel's masters map one each.
+pub const HBM_CHANNELS: u32 = 32;
+
+/// Pseudo-channels an engine's codes are striped over: the smallest power of two whose
+/// channels deliver the code bytes the engine scans per second (a beat of `beat_bits` every
+/// ceil(tokens_per_beat / lanes) cycles at `target.clock_mhz`). Beat b of a job lies in stripe
+/// b % stripes, at the job's codes offset + (b / stripes) beats.
+pub fn code_stripes(cfg: &AcceleratorConfig) -> u32 {
+    let layout = CodeLayout::new(cfg.pq.m, cfg.pq.code_bits, cfg.engine.beat_bits);
+    let cycles_per_beat = layout
+        .tokens_per_beat
+        .div_ceil(cfg.scanner.lanes.max(1))
+        .max(1);
+    let bytes_per_s = f64::from(cfg.engine.beat_bits.max(64) / 8) * cfg.target.clock_mhz * 1e6
+        / f64::from(cycles_per_beat);
+    let need = (bytes_per_s / HBM_CHANNEL_BYTES_PER_S).ceil().max(1.0) as u32;
+    need.next_power_of_two()
 }
 
-/// The kernel's arguments, in order (the same for every accelerator; sizes live in the
-/// manifest).
-pub fn kernel_args() -> Vec<KernelArg> {
+/// The AXI4 master of stripe `s` of engine `e` when engines have `stripes` stripes:
+/// `m_axi_gmem{1 + e * stripes + s}`.
+pub fn engine_master(e: u32, s: u32, stripes: u32) -> String {
+    format!("m_axi_gmem{}", 1 + e * stripes + s)
+}
+
+/// The buffer argument of stripe `s` of engine `e`: `lane{e}` (stripe 0: its jobs' results
+/// and their beats 0, S, 2S, ...), `lane{e}_{s}` (beats s, S + s, ...).
+pub fn engine_arg(e: u32, s: u32) -> String {
+    if s == 0 {
+        format!("lane{e}")
+    } else {
+        format!("lane{e}_{s}")
+    }
+}
+
+/// The AXI4 masters of the kernel (RTL and HLS alike) for `acc`: the job reader, then one
+/// per stripe of each engine, each on its own HBM pseudo-channel.
+pub fn kernel_masters(acc: &Accelerator) -> Vec<AxiMaster> {
+    let c = acc.config();
+    let beat = c.engine.beat_bits;
+    let stripes = code_stripes(c);
+    let mut masters = vec![AxiMaster {
+        name: JOB_MASTER.into(),
+        bundle: "gmem0".into(),
+        data_bits: 32,
+        hbm_channel: 0,
+        writes: false,
+        doc: "reads the codebooks and the jobs (32-bit words)".into(),
+    }];
+    for e in 0..c.target.engines() {
+        for s in 0..stripes {
+            let n = 1 + e * stripes + s;
+            masters.push(AxiMaster {
+                name: engine_master(e, s, stripes),
+                bundle: format!("gmem{n}"),
+                // Beats are stored as whole 64-bit words (manifest.packing), so a 32-bit beat
+                // travels as one 64-bit transfer whose high half is padding.
+                data_bits: beat.max(64),
+                hbm_channel: n,
+                writes: s == 0,
+                doc: if s == 0 {
+                    format!(
+                        "engine {e}: reads its jobs' code beats of stripe 0 of {stripes}, one \
+                         beat per transfer, and writes their results (64-bit words packed \
+                         into beats, byte strobes at the ends)"
+                    )
+                } else {
+                    format!("engine {e}: reads its jobs' code beats of stripe {s} of {stripes}")
+                },
+            });
+        }
+    }
+    masters
+}
+
+/// Most jobs one call takes; `n_jobs` is clamped to it (so the job stream's word count
+/// fits 32 bits).
+pub const MAX_JOBS: u32 = 65_535;
+
+/// Words of a job before its query (`job::*` name them).
+pub const JOB_HEADER_WORDS: u32 = 8;
+
+/// Int32 words of one job in the `jobs` buffer: the header, then the query.
+pub fn job_words(head_dim: u32) -> u32 {
+    JOB_HEADER_WORDS + head_dim
+}
+
+/// Word positions inside a job of the `jobs` buffer. Job `j` runs on engine `j %
+/// target.engines`; its offsets are bytes into that engine's `lane` buffer.
+pub mod job {
+    /// Tokens to scan (clamped to `engine.max_tokens`).
+    pub const N_TOKENS: usize = 0;
+    /// Results wanted (clamped to `topk.k_max`).
+    pub const K: usize = 1;
+    /// Codebook the query's LUT is built from (below `engine.heads`, else a request error).
+    pub const HEAD: usize = 2;
+    /// Ignored (written 0): keeps the offsets 8-byte aligned.
+    pub const RESERVED: usize = 3;
+    /// Byte offset of the code beats in the lane buffer, low and high word (beat aligned).
+    pub const CODES: usize = 4;
+    /// Byte offset of the results in the lane buffer, low and high word (8-byte aligned).
+    pub const OUT: usize = 6;
+}
+
+/// The kernel's arguments for `engines` engines of `stripes` stripes each, in order.
+pub fn kernel_args(engines: u32, stripes: u32) -> Vec<KernelArg> {
     use ArgKind::{Buffer, Scalar};
     let arg =
         |name: &str, id, kind, master: Option<&str>, c_type: &str, hls_type: &str, doc: &str| {
@@ -247,73 +332,78 @@ pub fn kernel_args() -> Vec<KernelArg> {
                 doc: doc.into(),
             }
         };
-    vec![
+    let mut args = vec![
         arg(
-            "codebook",
+            "codebooks",
             0,
             Buffer,
-            Some("m_axi_gmem0"),
+            Some(JOB_MASTER),
             "int*",
             "const int32_t*",
-            "M*K*SUB int32 centroid integers, [m][c][j]; read only when load_codebook != 0",
+            "engine.heads x M*K*SUB int32 centroid integers, [head][m][c][j]; read into every \
+             engine only when load_codebook != 0 (they stay on chip)",
         ),
         arg(
-            "query",
+            "jobs",
             1,
             Buffer,
-            Some("m_axi_gmem0"),
+            Some(JOB_MASTER),
             "int*",
             "const int32_t*",
-            "head_dim int32 quantized query integers",
+            "n_jobs x (8 + head_dim) int32 words: n_tokens, k, head, 0, codes offset (lo, hi), \
+             out offset (lo, hi), then the head_dim quantized query integers; job j runs on \
+             engine j % engines, its offsets are bytes into lane(j % engines)",
         ),
-        arg(
-            "codes",
-            2,
-            Buffer,
-            Some("m_axi_gmem1"),
-            "unsigned long*",
-            "const uint64_t*",
-            "packed code beats as manifest.packing lays them out (words_per_beat uint64 words \
-             per beat), ceil(n_tokens / tokens_per_beat) beats",
-        ),
-        arg(
-            "out",
-            3,
-            Buffer,
-            Some("m_axi_gmem2"),
-            "unsigned long*",
-            "uint64_t*",
-            "1 + k_max uint64 words: out[0] = count | shift << 32 (bit 63: read error, bit 62: \
-             write error), out[1 + i] = index | (uint32)score << 32",
-        ),
-        arg(
-            "n_tokens",
-            4,
-            Scalar,
-            None,
-            "uint",
-            "uint32_t",
-            "tokens to scan (clamped to engine.max_tokens)",
-        ),
-        arg(
-            "k",
-            5,
-            Scalar,
-            None,
-            "uint",
-            "uint32_t",
-            "results wanted (clamped to topk.k_max)",
-        ),
-        arg(
-            "load_codebook",
-            6,
-            Scalar,
-            None,
-            "uint",
-            "uint32_t",
-            "non-zero: read the codebook into the engine before the query (once per head)",
-        ),
-    ]
+    ];
+    let mut id = 2;
+    for e in 0..engines {
+        for st in 0..stripes {
+            let master = engine_master(e, st, stripes);
+            let doc = if st == 0 {
+                format!(
+                    "engine {e}'s memory: its jobs' packed code beats of stripe 0 (beats 0, \
+                     {stripes}, ... of each job; manifest.packing, words_per_beat uint64 words \
+                     per beat) and their results (1 + min(k, n_tokens) uint64 words: out[0] = \
+                     count | shift << 32 | flags (bits 61..63), out[1 + i] = index | \
+                     (uint32)score << 32)"
+                )
+            } else {
+                format!(
+                    "engine {e}'s code beats of stripe {st} (beats {st}, {stripes} + {st}, ... of \
+                     each job, at the job's codes offset)"
+                )
+            };
+            args.push(arg(
+                &engine_arg(e, st),
+                id,
+                Buffer,
+                Some(&master),
+                "unsigned long*",
+                "uint64_t*",
+                &doc,
+            ));
+            id += 1;
+        }
+    }
+    args.push(arg(
+        "n_jobs",
+        id,
+        Scalar,
+        None,
+        "uint",
+        "uint32_t",
+        "jobs in the call (clamped to 65,535)",
+    ));
+    args.push(arg(
+        "load_codebook",
+        id + 1,
+        Scalar,
+        None,
+        "uint",
+        "uint32_t",
+        "non-zero: read every head's codebook into the engines before the jobs",
+    ));
+    args
 }
 
 /// Bits of the AXI4 ID signals (AWID, BID, ARID, RID): the kernel issues one ID, 0.
@@ -347,16 +437,22 @@ pub mod axi {
     }
 }
 
-/// Bits of the result header `out[0]` above `count | shift << 32`: memory errors of the run.
+/// Bits of the result header `out[0]` above `count | shift << 32`: what went wrong in a job.
 pub mod out_flags {
-    /// Bit 63: a read of the codebook, the query or the codes answered SLVERR or DECERR; the
-    /// results were computed from bad data, so none were written and `count` is 0.
+    /// Bit 63: a read of the codebooks, the job or its codes answered SLVERR or DECERR (a
+    /// codebook or job read error also marks every later job of the call); the results were
+    /// computed from bad data, so none were written and `count` is 0.
     pub const READ_ERROR: u64 = 1 << 63;
     /// Bit 62: a write of the results answered SLVERR or DECERR; `count` and `shift` are
     /// right, but `out[1..=count]` may not hold the results.
     pub const WRITE_ERROR: u64 = 1 << 62;
     /// Both memory error bits.
     pub const MEMORY_ERROR: u64 = READ_ERROR | WRITE_ERROR;
+    /// Bit 61: the job named a head at or above `engine.heads`; no results were written and
+    /// `count` is 0.
+    pub const REQUEST_ERROR: u64 = 1 << 61;
+    /// Every flag bit.
+    pub const ALL: u64 = MEMORY_ERROR | REQUEST_ERROR;
 }
 
 /// AXI4 master signals of an RTL kernel, the full set Vitis documents for `m_axi`
@@ -434,11 +530,6 @@ pub fn axi_lite_signals() -> Vec<(&'static str, Direction, u32)> {
 /// Whether an AXI master signal belongs to the write side (AW, W, B channels).
 pub fn is_write_signal(signal: &str) -> bool {
     signal.starts_with("aw") || signal.starts_with('w') || signal.starts_with('b')
-}
-
-/// Whether the kernel writes through `master` (gmem2) rather than reads (gmem0, gmem1).
-pub fn master_writes(master: &str) -> bool {
-    master == "m_axi_gmem2"
 }
 
 impl KernelInterface {

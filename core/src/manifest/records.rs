@@ -17,6 +17,9 @@ pub struct Resources {
     pub ff: u64,
     /// Block RAM in 18 Kbit halves (a RAMB36 counts 2).
     pub bram18: u64,
+    /// UltraRAM blocks (URAM288, 288 Kbit).
+    #[serde(default)]
+    pub uram: u64,
     /// DSP48E2 slices.
     pub dsp: u64,
     /// CARRY8/CARRY4 chains (not LUTs; listed for completeness).
@@ -29,6 +32,7 @@ impl std::ops::AddAssign for Resources {
         self.lutram += o.lutram;
         self.ff += o.ff;
         self.bram18 += o.bram18;
+        self.uram += o.uram;
         self.dsp += o.dsp;
         self.carry += o.carry;
     }
@@ -52,14 +56,14 @@ impl fmt::Display for Estimate {
         writeln!(f, "UltraScale+ estimate of {} ({})", self.top, self.flow)?;
         writeln!(
             f,
-            "  {:<20} {:>9} {:>9} {:>9} {:>7} {:>5}",
-            "module", "LUT", "(LUTRAM)", "FF", "BRAM18", "DSP"
+            "  {:<20} {:>9} {:>9} {:>9} {:>7} {:>5} {:>5}",
+            "module", "LUT", "(LUTRAM)", "FF", "BRAM18", "URAM", "DSP"
         )?;
         let row = |f: &mut fmt::Formatter<'_>, name: &str, r: &Resources| {
             writeln!(
                 f,
-                "  {name:<20} {:>9} {:>9} {:>9} {:>7} {:>5}",
-                r.lut, r.lutram, r.ff, r.bram18, r.dsp
+                "  {name:<20} {:>9} {:>9} {:>9} {:>7} {:>5} {:>5}",
+                r.lut, r.lutram, r.ff, r.bram18, r.uram, r.dsp
             )
         };
         for (name, r) in &self.modules {

@@ -117,7 +117,14 @@ impl TargetConfig {
         Self {
             platform,
             clock_mhz,
+            engines: None,
         }
+    }
+
+    /// Sets the engines of the Alveo kernel.
+    pub fn with_engines(mut self, engines: u32) -> Self {
+        self.engines = Some(engines);
+        self
     }
 }
 

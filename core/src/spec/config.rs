@@ -191,6 +191,17 @@ pub struct TargetConfig {
     pub platform: Platform,
     /// Clock the design is constrained to, in MHz.
     pub clock_mhz: f64,
+    /// Engines in the Alveo kernel (default 1, at most 16), each with its own AXI master
+    /// (HBM pseudo-channel): a call's queries run on them in parallel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engines: Option<u32>,
+}
+
+impl TargetConfig {
+    /// Engines in the Alveo kernel (`engines`, default 1).
+    pub fn engines(&self) -> u32 {
+        self.engines.unwrap_or(1)
+    }
 }
 
 impl Default for TargetConfig {
@@ -198,6 +209,7 @@ impl Default for TargetConfig {
         Self {
             platform: Platform::Generic,
             clock_mhz: 200.0,
+            engines: None,
         }
     }
 }

@@ -238,6 +238,12 @@ const START_OVERHEAD: u64 = 3;
 const DONE_OVERHEAD: u64 = 1;
 /// Cycles from the last scores to the next `start` (ready, then start sampled).
 const NEXT_START: u64 = 2;
+/// Cycles a kernel lane adds to a query's results: the header write after the results are
+/// answered (address, data, response) and the packer's last beat.
+const CALL_RESULT_OVERHEAD: u64 = 12;
+/// Cycles a kernel call adds around its jobs: ap_start sampled, the first job read's
+/// address and data, the last header's response, ap_done.
+const CALL_OVERHEAD: u64 = 16;
 
 impl CycleModel {
     fn of(cfg: &AcceleratorConfig, w: &Widths) -> Self {
@@ -351,6 +357,29 @@ impl CycleModel {
             TopKStrategy::Systolic => self.query_latency(n, k),
         };
         self.lut_build.max(front).max(back)
+    }
+
+    /// Cycles of one Alveo kernel call (ap_start to the last header written) answering
+    /// `jobs` queries of `n` tokens and `k` results each on `engines` engines, the
+    /// codebooks resident (docs/design.md section 7.1): the front end reads each job's
+    /// `job_words` words at one per cycle and hands job j to engine j % engines; an engine
+    /// starts a query once its LUT is built and, after its first, one
+    /// [`Self::query_interval`] after the previous start; its lane packs the engine's result
+    /// beats into master beats as fast as they come, then writes the header. An estimate:
+    /// memory latency beyond a few cycles is not counted.
+    pub fn call_cycles(&self, n: u64, k: u64, jobs: u64, engines: u64, job_words: u64) -> u64 {
+        let step = self.query_interval(n, k);
+        let latency = self.query_latency(n, k) + CALL_RESULT_OVERHEAD;
+        let mut end = 0;
+        for e in 0..engines.min(jobs) {
+            let mut start: Option<u64> = None;
+            for j in (e..jobs).step_by(engines as usize) {
+                let built = (j + 1) * job_words + self.lut_build;
+                start = Some(start.map_or(built, |s| built.max(s + step)));
+            }
+            end = end.max(start.unwrap_or(0) + latency);
+        }
+        end + CALL_OVERHEAD
     }
 
     /// Share of lane-cycles of the scan that score a token: n / (lanes * scan cycles).

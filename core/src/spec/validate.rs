@@ -21,9 +21,13 @@ pub const MAX_RADIX_BITS: u32 = 8;
 /// Largest `topk.read_beats`: the select unit's counting array is 2^r - 1 bits by
 /// read_beats x lanes, so it grows with every beat read at once.
 pub const MAX_READ_BEATS: u32 = 8;
-/// Largest `engine.heads`: codebooks held on chip (a Llama-3-70B layer has 8 KV heads; 64
-/// leaves room for models with more).
-pub const MAX_HEADS: u32 = 64;
+/// Largest `engine.heads`: codebooks held on chip. Every KV head of every layer of a model
+/// stays resident so that a layer call loads none: Llama-3-8B has 32 x 8 = 256, Llama-3-70B
+/// 80 x 8 = 640.
+pub const MAX_HEADS: u32 = 1024;
+/// Largest `target.engines`: the kernel's AXI masters, one per engine plus the job reader,
+/// stay within the 32 HBM pseudo-channels of a U55C.
+pub const MAX_ENGINES: u32 = 16;
 /// Token indices travel as 32-bit words; one bit is kept free for the count.
 pub const MAX_TOKENS_LIMIT: u32 = 1 << 30;
 
@@ -56,10 +60,15 @@ impl Accelerator {
     }
 
     /// The same accelerator for another target platform (`hwgen generate --target`),
-    /// validated again: some rules depend on the platform.
+    /// validated again: some rules depend on the platform. `target.engines` is dropped for
+    /// a platform other than an Alveo card (it has one engine).
     pub fn retarget(&self, platform: Platform) -> Result<Self, ConfigError> {
         let mut config = self.config().clone();
         config.target.platform = platform;
+        // Several engines exist only in the Alveo kernel; elsewhere the engine is one.
+        if !platform.is_alveo() {
+            config.target.engines = None;
+        }
         Self::new(config)
     }
 
@@ -391,6 +400,31 @@ fn check_engine(cfg: &AcceleratorConfig, shape_ok: bool, v: &mut Rules) {
 /// runs only on an otherwise valid description: it needs the derived storage.
 fn check_target(cfg: &AcceleratorConfig, v: &mut Rules) {
     let mhz = cfg.target.clock_mhz;
+    let engines = cfg.target.engines();
+    v.range("target.engines", engines, 1, MAX_ENGINES);
+    if cfg.target.platform.is_alveo() && v.0.is_empty() {
+        let stripes = crate::interface::alveo::code_stripes(cfg);
+        let channels = 1 + engines * stripes;
+        v.require(
+            channels <= crate::interface::alveo::HBM_CHANNELS,
+            "target.engines",
+            engines,
+            format!(
+                "the kernel needs 1 + engines x {stripes} code stripes = {channels} HBM \
+                 pseudo-channels, the card has {}",
+                crate::interface::alveo::HBM_CHANNELS
+            ),
+        );
+    }
+    v.require(
+        engines == 1 || cfg.target.platform.is_alveo(),
+        "target.engines",
+        engines,
+        format!(
+            "several engines exist only in the Alveo kernel; target.platform = {} has one",
+            cfg.target.platform
+        ),
+    );
     v.require(
         mhz.is_finite() && (MIN_CLOCK_MHZ..=MAX_CLOCK_MHZ).contains(&mhz),
         "target.clock_mhz",
@@ -448,7 +482,8 @@ fn check_capacity(cfg: &AcceleratorConfig, v: &mut Rules) {
     };
     let s = Derived::of(cfg).storage;
     let platform = cfg.target.platform;
-    let memory = s.codebook_bits + 2 * s.lut_bits + s.score_buffer_bits;
+    let engines = u64::from(cfg.target.engines());
+    let memory = engines * (s.codebook_bits + 2 * s.lut_bits + s.score_buffer_bits);
     if memory > cap.memory_bits {
         // Name the field that drives the largest memory: that is the one to lower.
         let field = if s.score_buffer_bits >= s.codebook_bits.max(2 * s.lut_bits) {
@@ -464,9 +499,9 @@ fn check_capacity(cfg: &AcceleratorConfig, v: &mut Rules) {
             field,
             value,
             format!(
-                "the engine needs {memory} bits of on-chip memory (two score \
-                 banks of engine.max_tokens scores = {}, codebooks = {}, two LUTs = {}) but \
-                 target.platform = {platform} holds {} ({})",
+                "the engines need {memory} bits of on-chip memory (target.engines = \
+                 {engines} x (two score banks of engine.max_tokens scores = {}, codebooks = \
+                 {}, two LUTs = {})) but target.platform = {platform} holds {} ({})",
                 s.score_buffer_bits,
                 s.codebook_bits,
                 2 * s.lut_bits,

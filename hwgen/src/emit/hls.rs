@@ -5,7 +5,10 @@ use askama::Template;
 
 use super::verilog::SourceFile;
 use super::EmitError;
-use kvpq_core::interface::alveo::{kernel_args, kernel_masters};
+use kvpq_core::interface::alveo::{
+    code_stripes, engine_arg, job, job_words, kernel_args, kernel_masters, out_flags,
+    JOB_HEADER_WORDS, MAX_JOBS,
+};
 use kvpq_core::spec::Accelerator;
 
 /// Folder (inside the design's) the HLS files are written into.
@@ -32,6 +35,34 @@ pub struct HlsParams {
     max_tokens: u32,
     k_max: u32,
     radix_bits: u32,
+    /// Codebooks held on chip (`engine.heads`).
+    heads: u32,
+    /// Int32 words of one codebook: M * K * SUB.
+    cb_words: u32,
+    /// Engines of the kernel (`target.engines`): `stripes` lane buffers each.
+    engines: u32,
+    /// Buffers (and masters) an engine's code beats are striped over (`alveo::code_stripes`).
+    stripes: u32,
+    /// Stripe 0 of each engine, `lane0` .. `lane{E-1}`: it also takes the results.
+    lane_names: Vec<String>,
+    /// `stripe_names[s][e]`: the buffer of stripe `s` of engine `e`.
+    stripe_names: Vec<Vec<String>>,
+    /// Every engine buffer in argument order (engine by engine, stripes within).
+    code_names: Vec<String>,
+    /// Most jobs per call.
+    max_jobs: u32,
+    /// Int32 words per job, header included.
+    job_words: u32,
+    /// Int32 words of a job's header (before its query).
+    job_header_words: u32,
+    /// Word positions inside a job (`alveo::job`): n_tokens, k, head, codes and out offsets.
+    job_n_tokens: usize,
+    job_k: usize,
+    job_head: usize,
+    job_codes: usize,
+    job_out: usize,
+    /// The request error flag of `out[0]`, as a C hex literal without its suffix.
+    request_error: String,
     /// Initiation interval of the scan per beat: tokens_per_beat / lanes.
     beat_ii: u32,
     /// Kernel arguments in order (the RTL kernel's), as C++ declarations with their doc.
@@ -53,18 +84,50 @@ impl HlsParams {
         let c = acc.config();
         let d = acc.derived();
         let w = &d.widths;
-        let args = kernel_args();
+        let engines = c.target.engines();
+        let stripes = code_stripes(c);
+        let args = kernel_args(engines, stripes);
         let masters = kernel_masters(acc);
-        // Elements each buffer holds at most (C simulation and co-simulation sizes).
+        let lane_names: Vec<String> = (0..engines).map(|e| engine_arg(e, 0)).collect();
+        let stripe_names: Vec<Vec<String>> = (0..stripes)
+            .map(|s| (0..engines).map(|e| engine_arg(e, s)).collect())
+            .collect();
+        let code_names: Vec<String> = (0..engines)
+            .flat_map(|e| (0..stripes).map(move |s| engine_arg(e, s)))
+            .collect();
+        let cb_words = c.pq.m * w.codebook_size * w.sub_dim;
+        // Elements each buffer holds in HLS co-simulation (Vitis sizes its testbench memories
+        // by `depth`): every codebook, one job per engine, and per engine one job's codes of
+        // max_tokens (every stripe holds at most ceil(beats / S) of them), with its results
+        // in stripe 0.
+        let stripe_depth = d
+            .layout
+            .beats_for(c.engine.max_tokens as usize)
+            .div_ceil(stripes as usize)
+            * d.layout.words_per_beat();
         let depth = |name: &str| match name {
-            "codebook" => Some((c.pq.m * w.codebook_size * w.sub_dim) as usize),
-            "query" => Some(c.pq.head_dim as usize),
-            "codes" => {
-                Some(d.layout.beats_for(c.engine.max_tokens as usize) * d.layout.words_per_beat())
+            "codebooks" => Some(c.engine.heads() as usize * cb_words as usize),
+            "jobs" => Some(engines as usize * job_words(c.pq.head_dim) as usize),
+            lane if lane_names.iter().any(|l| l == lane) => {
+                Some(stripe_depth + 1 + c.topk.k_max as usize)
             }
-            "out" => Some(1 + c.topk.k_max as usize),
+            lane if code_names.iter().any(|l| l == lane) => Some(stripe_depth),
             _ => None,
         };
+        let pragmas = args
+            .iter()
+            .map(|a| match a.master.as_deref() {
+                Some(master) => {
+                    let bundle = masters
+                        .iter()
+                        .find(|m| m.name == master)
+                        .map_or(master, |m| m.bundle.as_str());
+                    let depth = depth(&a.name).map_or(String::new(), |d| format!(" depth={d}"));
+                    format!("m_axi port={} offset=slave bundle={bundle}{depth}", a.name)
+                }
+                None => format!("s_axilite port={}", a.name),
+            })
+            .collect();
         Self {
             name: c.name.clone(),
             version: env!("CARGO_PKG_VERSION"),
@@ -84,6 +147,22 @@ impl HlsParams {
             max_tokens: c.engine.max_tokens,
             k_max: c.topk.k_max,
             radix_bits: d.cycles.radix_bits,
+            heads: c.engine.heads(),
+            cb_words,
+            engines,
+            stripes,
+            lane_names,
+            stripe_names,
+            code_names,
+            max_jobs: MAX_JOBS,
+            job_words: job_words(c.pq.head_dim),
+            job_header_words: JOB_HEADER_WORDS,
+            job_n_tokens: job::N_TOKENS,
+            job_k: job::K,
+            job_head: job::HEAD,
+            job_codes: job::CODES,
+            job_out: job::OUT,
+            request_error: format!("{:#x}", out_flags::REQUEST_ERROR),
             beat_ii: d.layout.tokens_per_beat.div_ceil(c.scanner.lanes),
             args: args
                 .iter()
@@ -92,22 +171,7 @@ impl HlsParams {
                     doc: a.doc.clone(),
                 })
                 .collect(),
-            pragmas: args
-                .iter()
-                .map(|a| match (a.master.as_deref(), depth(&a.name)) {
-                    (Some(master), Some(depth)) => {
-                        let bundle = masters
-                            .iter()
-                            .find(|m| m.name == master)
-                            .map_or(master, |m| m.bundle.as_str());
-                        format!(
-                            "m_axi port={} offset=slave bundle={bundle} depth={depth}",
-                            a.name
-                        )
-                    }
-                    _ => format!("s_axilite port={}", a.name),
-                })
-                .collect(),
+            pragmas,
         }
     }
 }

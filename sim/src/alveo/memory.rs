@@ -1,9 +1,9 @@
 //! Device memory behind the kernel's AXI4 masters: buffers at fixed addresses, answered with
 //! random latency and stalls, and the AXI4 rules the kernel must keep, checked on every
 //! transfer: bursts of at most 256 beats that do not cross 4 KiB, aligned addresses inside an
-//! allocated buffer, stable payloads while valid waits for ready, full write strobes and
-//! WLAST on the last beat, and the constant attributes (ID 0, SIZE of the data width, INCR,
-//! LOCK 0, CACHE 0b0011, PROT 0, QOS 0). Responses are OKAY with ID 0 unless a fault is
+//! allocated buffer, stable payloads while valid waits for ready, WLAST on the last beat, and
+//! the constant attributes (ID 0, SIZE of the data width, INCR, LOCK 0, CACHE 0b0011, PROT 0,
+//! QOS 0). Only the bytes whose write strobe is set are stored. Responses are OKAY with ID 0 unless a fault is
 //! armed ([`FaultSel`]): then a matching burst is answered with its code on every read beat
 //! (the data still comes) or on its write response (the data is dropped).
 
@@ -74,6 +74,8 @@ struct Burst {
 pub(super) enum FaultSel {
     /// The `n`-th burst (from 0) the master accepts after arming.
     Burst(u64),
+    /// The `n`-th write burst (from 0) the master accepts after arming.
+    WriteBurst(u64),
     /// Every burst that touches a byte of `start..end`.
     Addr(u64, u64),
 }
@@ -136,6 +138,8 @@ pub(super) struct Master {
     faults: Vec<(FaultSel, u8)>,
     /// Bursts accepted since the faults were armed.
     bursts: u64,
+    /// Write bursts accepted since the faults were armed.
+    write_bursts: u64,
     held_ar: Option<(u64, u64)>,
     held_aw: Option<(u64, u64)>,
     held_w: Option<Vec<u32>>,
@@ -190,6 +194,7 @@ impl Master {
             responses: VecDeque::new(),
             faults: Vec::new(),
             bursts: 0,
+            write_bursts: 0,
             held_ar: None,
             held_aw: None,
             held_w: None,
@@ -204,17 +209,21 @@ impl Master {
     pub(super) fn arm(&mut self, faults: Vec<(FaultSel, u8)>) {
         self.faults = faults;
         self.bursts = 0;
+        self.write_bursts = 0;
     }
 
     /// The response code of the burst of `beats` at `addr`, the next one accepted.
-    fn response(&mut self, addr: u64, beats: u64) -> u8 {
+    fn response(&mut self, addr: u64, beats: u64, write: bool) -> u8 {
         let n = self.bursts;
         self.bursts += 1;
+        let nw = self.write_bursts;
+        self.write_bursts += u64::from(write);
         let end = addr + beats * self.bytes;
         self.faults
             .iter()
             .find(|(sel, _)| match *sel {
                 FaultSel::Burst(i) => i == n,
+                FaultSel::WriteBurst(i) => write && i == nw,
                 FaultSel::Addr(lo, hi) => addr < hi && lo < end,
             })
             .map_or(axi::OKAY, |&(_, resp)| resp)
@@ -328,7 +337,7 @@ impl Master {
             }
             if h.get(p.arready) == 1 {
                 self.check_burst(h, mem, ar.0, ar.1)?;
-                let resp = self.response(ar.0, ar.1 + 1);
+                let resp = self.response(ar.0, ar.1 + 1, false);
                 self.reads.push_back(Burst {
                     addr: ar.0,
                     beats: ar.1 + 1,
@@ -359,7 +368,7 @@ impl Master {
             }
             if h.get(p.awready) == 1 {
                 self.check_burst(h, mem, aw.0, aw.1)?;
-                let resp = self.response(aw.0, aw.1 + 1);
+                let resp = self.response(aw.0, aw.1 + 1, true);
                 self.writes.push_back(Burst {
                     addr: aw.0,
                     beats: aw.1 + 1,
@@ -376,16 +385,13 @@ impl Master {
         let p = &self.p;
         if h.get(p.wvalid) == 1 {
             let data = h.get_words(p.wdata);
-            let strb = h.get(p.wstrb);
+            let strb = h.get_words(p.wstrb);
             let last = h.get(p.wlast) == 1;
             if self.held_w.as_ref().is_some_and(|held| *held != data) {
                 return Err(self.protocol(h, "W data changed while waiting".into()));
             }
             if self.w_ready {
                 let bytes = self.bytes;
-                if strb != (1u64 << bytes) - 1 {
-                    return Err(self.protocol(h, format!("partial write strobe {strb:#x}")));
-                }
                 let b = self.writes.front_mut().expect("wready needs a burst");
                 let addr = b.addr + b.done * bytes;
                 b.done += 1;
@@ -397,10 +403,14 @@ impl Master {
                     );
                 }
                 // A burst answered with an error leaves memory as it was.
+                // Only the bytes whose strobe is set are written.
                 if !axi::is_error(resp) {
                     let dst = mem.find(addr, bytes).expect("checked when accepted");
-                    for (chunk, w) in dst.chunks_mut(4).zip(&data) {
-                        chunk.copy_from_slice(&w.to_le_bytes());
+                    let src = data.iter().flat_map(|w| w.to_le_bytes());
+                    for (i, (d, b)) in dst.iter_mut().zip(src).enumerate() {
+                        if strb[i / 32] >> (i % 32) & 1 == 1 {
+                            *d = b;
+                        }
                     }
                 }
                 if end {

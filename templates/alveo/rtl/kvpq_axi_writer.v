@@ -1,7 +1,8 @@
 {{ header }}
-// kvpq_axi_writer: writes `beats` DATA_W-bit words taken from a valid/ready stream to
-// consecutive addresses from `base` on an AXI4 write channel, as INCR bursts of at most 256
-// beats that never cross a 4 KiB boundary; each burst's address goes out before its data.
+// kvpq_axi_writer: writes `beats` DATA_W-bit words (with their byte strobes) taken from a
+// valid/ready stream to consecutive addresses from `base` on an AXI4 write channel, as INCR
+// bursts of at most 256 beats that never cross a 4 KiB boundary; each burst's address goes
+// out before its data.
 // `busy` stays high until every write response has come back, so the data is in memory
 // when it falls. `base` must be aligned to DATA_W/8 bytes. The AW signals the writer never
 // varies are constants (ID 0, SIZE log2 of the beat bytes, INCR, normal non-cacheable
@@ -43,7 +44,8 @@ module kvpq_axi_writer #(
     output wire                m_bready,
     input  wire                in_valid,
     output wire                in_ready,
-    input  wire [DATA_W-1:0]   in_data
+    input  wire [DATA_W-1:0]   in_data,
+    input  wire [DATA_W/8-1:0] in_strb     // bytes of in_data to write
 );
     reg  [63:0] addr_q;     // address of the next burst
     reg  [31:0] ask_q;      // beats not yet covered by a burst address
@@ -74,7 +76,7 @@ module kvpq_axi_writer #(
     assign m_wvalid = in_burst && in_valid;
     assign in_ready = in_burst && m_wready;
     assign m_wdata  = in_data;
-    assign m_wstrb  = {(DATA_W/8){1'b1}};
+    assign m_wstrb  = in_strb;
     assign m_wlast  = (burst_q == 9'd1);
     assign m_bready = 1'b1;
     assign busy     = (ask_q != 32'd0) || m_awvalid || in_burst || (open_q != 32'd0);

@@ -1,15 +1,20 @@
 {{ header }}
-// kvpq_krnl: pq_topk_engine as a Vitis RTL kernel. One run (ap_ctrl_hs) answers one query:
-//   1. if load_codebook != 0, read M*K*SUB int32 centroid integers from `codebook` (gmem0)
-//      into the engine (the codebook stays on chip for later runs);
-//   2. read head_dim int32 query integers from `query` (gmem0); the engine builds the LUT;
-//   3. stream ceil(n_tokens / {{ tpb }}) code beats from `codes` (gmem1) through the scanner;
-//   4. write the results to out[1..] and then the header to out[0] (gmem2), 64-bit words:
-//      out[0] = count | shift << 32, out[1 + i] = index | score << 32 (score as int32).
-//      The results are written once every code beat is in. A read answered SLVERR or DECERR
-//      (codebook, query or codes) sets bit 63 of out[0] and withholds the results (count 0);
-//      a result write answered SLVERR or DECERR sets bit 62. The run completes either way.
-// n_tokens and k are clamped to max_tokens = {{ max_tokens }} and k_max = {{ k_max }}, as in the engine.
+// kvpq_krnl: {{ engines }} pq_topk_engine(s) as a Vitis RTL kernel. One run (ap_ctrl_hs) answers a
+// batch of queries, e.g. every KV head of a layer:
+//   1. if load_codebook != 0, read engine.heads x M*K*SUB int32 centroid integers from
+//      `codebooks` (gmem0) into every engine (they stay on chip for later runs);
+//   2. read the n_jobs jobs from `jobs` (gmem0) as one stream of int32 words: each is
+//      n_tokens, k, head, 0, codes offset, out offset, then its head_dim query integers
+//      (docs/design.md section 6). Job j goes to engine j % {{ engines }}: its query into the engine
+//      (which builds the LUT from codebook `head`), its job to the engine's lane;
+//   3. each lane reads its jobs' code beats and writes their results through its own
+//      master, gmem(1 + e), at the offsets the job gives into its `lane<e>` buffer:
+//      out[0] = count | shift << 32 | flags, out[1 + i] = index | score << 32 (int32 score).
+//      Bit 63: a read of the codebooks, the job or its codes answered SLVERR or DECERR
+//      (results withheld, count 0); bit 62: a result write answered an error; bit 61: head
+//      is not below engine.heads (results withheld, count 0).
+//   ap_done rises once every job's header is written and answered.
+// n_tokens, k and n_jobs are clamped to max_tokens = {{ max_tokens }}, k_max = {{ k_max }} and {{ max_jobs }}.
 `default_nettype none
 // Vitis requires the port name `interrupt`, a C++ keyword-like word to Verilator.
 /* verilator lint_off SYMRSVDWORD */
@@ -19,44 +24,38 @@ module kvpq_krnl (
     {{ p }}{% if !loop.last %},{% endif %}
 {%- endfor %}
 );
+    localparam E         = {{ engines }};          // engines
+    localparam EW        = {{ eng_w }};          // bits of an engine number
     localparam SUB       = {{ sub }};          // elements per centroid
     localparam CBB       = {{ cbb }};          // bits per centroid element
     localparam D         = {{ head_dim }};          // query elements
     localparam QB        = {{ qb }};          // bits per query element
-    localparam CB_WORDS  = {{ cb_words }};     // int32 words of the codebook
-    localparam [31:0] TPB = 32'd{{ tpb }};   // tokens per code beat
-    localparam BEAT      = {{ beat }};         // code beat bits
-    localparam CODE_AXI  = {{ code_axi }};         // gmem1 data bits: the beat, at least one 64-bit word
+    localparam HB        = {{ head_w }};          // bits of a head number
+    localparam [31:0] HEADS     = 32'd{{ heads }};   // codebooks on chip
+    localparam [31:0] CENTS     = 32'd{{ cents }};   // centroids per codebook (M * K)
+    localparam [31:0] CB_ALL    = 32'd{{ cb_all }};   // int32 words of every codebook
+    localparam [31:0] JOB_WORDS = 32'd{{ job_words }};   // int32 words per job
+    localparam [31:0] TPB       = 32'd{{ tpb }};   // tokens per code beat
     localparam CW        = {{ count_w }};          // n_tokens width
     localparam KW        = {{ k_w }};          // k width
-    localparam IW        = {{ index_w }};          // index width
-    localparam SW        = {{ score_w }};          // score width
-    localparam HW        = {{ shift_w }};          // shift width
     localparam [31:0] MAX_TOKENS = 32'd{{ max_tokens }};
     localparam [31:0] K_MAX      = 32'd{{ k_max }};
+    localparam [31:0] MAX_JOBS   = 32'd{{ max_jobs }};
 
     // Vitis drives ap_rst_n synchronously; register it once so it reaches every unit cleanly.
     reg rst;
     always @(posedge ap_clk) rst <= !ap_rst_n;
 
     // ------------------------------------------------------------------ control registers
-    localparam [2:0] S_IDLE  = 3'd0,   // wait for ap_start
-                     S_CB    = 3'd1,   // codebook words -> cb stream
-                     S_Q     = 3'd2,   // query words -> q stream
-                     S_START = 3'd3,   // start the engine, the code reader and the writer
-                     S_RUN   = 3'd4,   // beats in, results out
-                     S_HDR   = 3'd5,   // results written: write the header
-                     S_FIN   = 3'd6;   // wait for the header's write response
-    reg  [2:0]  state_q;
+    localparam [1:0] F_IDLE = 2'd0,   // wait for ap_start
+                     F_CB   = 2'd1,   // codebook words -> every engine
+                     F_JOB  = 2'd2,   // job words -> the engines and their lanes
+                     F_WAIT = 2'd3;   // every job handed over: wait for the lanes
+    reg  [1:0]  state_q;
     wire        ap_start;
-    wire        rd0_busy;         // gmem0 reader has words to deliver
-    wire        wr_busy;          // gmem2 writer has words or responses outstanding
-    wire        ap_done = (state_q == S_FIN) && !wr_busy;
-    wire        run_go  = (state_q == S_IDLE) && ap_start;   // a run is taken: clear errors
-    wire        rd0_err;          // a gmem0 read answered SLVERR/DECERR in this run
-    wire        rd1_err;          // a gmem1 read answered SLVERR/DECERR in this run
-    wire        wr_err;           // a gmem2 write answered SLVERR/DECERR in this run
-    wire        rd_err  = rd0_err || rd1_err;
+    wire [E-1:0] lane_idle;
+    wire        ap_done = (state_q == F_WAIT) && (&lane_idle);
+    wire        run_go  = (state_q == F_IDLE) && ap_start;
 {%- for a in args %}
     wire [{{ a.size * 8 - 1 }}:0] arg_{{ a.name }};
 {%- endfor %}
@@ -84,23 +83,76 @@ module kvpq_krnl (
         .interrupt (interrupt),
         .ap_start  (ap_start),
         .ap_done   (ap_done),
-        .ap_idle   (state_q == S_IDLE),
+        .ap_idle   (state_q == F_IDLE),
 {%- for a in args %}
         .arg_{{ a.name }} (arg_{{ a.name }}){% if !loop.last %},{% endif %}
 {%- endfor %}
     );
 
-    // Arguments of the run in flight, clamped like the engine clamps its ports.
-    reg  [CW-1:0] n_q;
-    reg  [KW-1:0] k_q;
-    reg  [31:0]   count_q;        // min(k, n_tokens): result words to write
-    wire [31:0] n_clamped = (arg_n_tokens > MAX_TOKENS) ? MAX_TOKENS : arg_n_tokens;
-    wire [31:0] k_clamped = (arg_k > K_MAX) ? K_MAX : arg_k;
-    wire [31:0] count_next = (k_clamped < n_clamped) ? k_clamped : n_clamped;
-    wire        unused_args = &{n_clamped[31:CW], k_clamped[31:KW]};
+    // ------------------------------------------------------------------ gmem0: codebooks, jobs
+    wire        load       = (arg_load_codebook != 32'd0);
+    wire [31:0] jobs_n     = (arg_n_jobs > MAX_JOBS) ? MAX_JOBS : arg_n_jobs;
+    wire [31:0] job_stream = jobs_n * JOB_WORDS;   // < 2^32: n_jobs is clamped
+    reg  [31:0] jobs_left_q;                       // jobs not yet handed to a lane
+    reg  [31:0] stream_q;                          // words of the job stream
+    wire        rd_busy;
+    wire        rd_err;                            // a gmem0 read answered an error this run
+    reg                cb_valid_q;
+    reg  [SUB*CBB-1:0] cb_q;
+    reg  [31:0]        cb_fill_q;                  // elements in cb_q
+    reg  [31:0]        cb_cent_q;                  // centroids of the current head sent
+    reg  [HB-1:0]      cb_head_q;
+    reg  [E-1:0]       cb_taken_q;                 // engines that took cb_q
+    wire [E-1:0]       lane_cb_ready;
+    wire [E-1:0]       cb_take = lane_cb_ready & ~cb_taken_q & {E{cb_valid_q}};
+    wire               cb_sent = cb_valid_q && (&(cb_taken_q | cb_take));
+    wire        cb_end     = (state_q == F_CB) && !rd_busy && !cb_valid_q;
+    wire        rd_start   = (run_go && (load || jobs_n != 32'd0)) || (cb_end && jobs_left_q != 32'd0);
+    wire [63:0] rd_base    = (state_q == F_IDLE && load) ? arg_codebooks : arg_jobs;
+    wire [31:0] rd_beats   = (state_q == F_IDLE) ? (load ? CB_ALL : job_stream) : stream_q;
+    wire        w_valid;
+    wire [31:0] w_data;
+    reg         q_pend_q;                          // a job's words are in: hand it over
+    wire        w_ready    = (state_q == F_CB) ? !cb_valid_q
+                           : (state_q == F_JOB) ? !q_pend_q
+                           : 1'b0;
+    wire        w_fire     = w_valid && w_ready;
+    wire        unused_w   = &{w_data[31:CBB], w_data[31:QB]};   // CBB, QB <= 24
 
-    // ceil(n / TPB) beats, by restoring division over 32 cycles (runs while the codebook
-    // and the query load; TPB need not be a power of two).
+    kvpq_axi_reader #(.DATA_W(32), .SIZE_LOG2(2)) rd0 (
+        .clk       (ap_clk),
+        .rst       (rst),
+        .start     (rd_start),
+        .base      (rd_base),
+        .beats     (rd_beats),
+        .clear     (run_go),
+        .busy      (rd_busy),
+        .err       (rd_err),
+{%- for (sig, port) in rd_conns %}
+        .m_{{ sig }} ({{ port }}),
+{%- endfor %}
+        .out_valid (w_valid),
+        .out_ready (w_ready),
+        .out_data  (w_data)
+    );
+
+    // ------------------------------------------------------------------ the job in assembly
+    reg  [31:0]       w_idx_q;       // word of the job
+    reg  [CW-1:0]     jn_q;
+    reg  [KW-1:0]     jk_q;
+    reg  [31:0]       jhead_q;
+    reg  [63:0]       jcodes_q;
+    reg  [63:0]       jout_q;
+    reg  [D*QB-1:0]   q_q;
+    reg  [EW-1:0]     eng_q;         // engine of the job
+    wire [31:0] n_clamped = (w_data > MAX_TOKENS) ? MAX_TOKENS : w_data;
+    wire [31:0] k_clamped = (w_data > K_MAX) ? K_MAX : w_data;
+    wire        unused_clamped = &{n_clamped[31:CW], k_clamped[31:KW]};
+    wire        j_req   = (jhead_q >= HEADS);
+    wire [HB-1:0] j_head = j_req ? {HB{1'b0}} : jhead_q[HB-1:0];
+
+    // ceil(n / TPB) beats, by restoring division over 32 cycles (runs while the query loads;
+    // TPB need not be a power of two).
     reg  [31:0] div_n_q;          // dividend bits not yet shifted in
     reg  [31:0] div_r_q;          // remainder (< TPB)
     reg  [31:0] beats_q;          // quotient
@@ -110,226 +162,44 @@ module kvpq_krnl (
     wire [32:0] div_rem   = div_take ? div_shift - {1'b0, TPB} : div_shift;
     wire        unused_div = div_rem[32];
 
-    // ------------------------------------------------------------------ engine
-    reg                 cb_valid_q;
-    wire                cb_ready;
-    reg  [SUB*CBB-1:0]  cb_q;
-    reg  [31:0]         cb_fill_q;     // elements in cb_q
-    reg                 q_valid_q;
-    wire                q_ready;
-    reg  [D*QB-1:0]     q_q;
-    reg  [31:0]         q_fill_q;
-    wire                busy;
-    wire                unused_ready;
-    wire                done;
-    wire                start = (state_q == S_START) && (div_left_q == 6'd0) && !busy;
-    wire                code_valid;
-    wire                code_ready;
-    wire [BEAT-1:0]     code_data;
-    wire                beat_valid;
-    wire                beat_ready;
-    wire [{{ res_n_w - 1 }}:0]       beat_n;
-    wire [{{ res_lanes }}*IW-1:0]    beat_index;
-    wire [{{ res_lanes }}*SW-1:0]    beat_score;
-    wire                beat_last;
-    wire                res_valid;
-    wire                res_ready;
-    wire [IW-1:0]       res_index;
-    wire [SW-1:0]       res_score;
-    wire                res_last;
-    wire [HW-1:0]       res_shift;
-    wire [KW-1:0]       res_count;
-    wire                unused_res_last = res_last;
+    wire [E-1:0] lane_q_ready;
+    wire [E-1:0] lane_job_ready;
+    // Hand the job over when its beat count is known and its lane's queue has room.
+    wire        deliver = q_pend_q && (div_left_q == 6'd0) && lane_job_ready[eng_q];
+    wire        handed  = deliver && lane_q_ready[eng_q];
 
-    pq_topk_engine engine (
-        .clk        (ap_clk),
-        .rst        (rst),
-        .cb_valid   (cb_valid_q),
-        .cb_ready   (cb_ready),
-        .cb_data    (cb_q),
-        .cb_head    ({ {{ head_w }}{1'b0} }),   // one query per run: codebook 0
-        .q_valid    (q_valid_q),
-        .q_ready    (q_ready),
-        .q_data     (q_q),
-        .q_head     ({ {{ head_w }}{1'b0} }),
-        .start      (start),
-        .n_tokens   (n_q),
-        .k          (k_q),
-        .ready      (unused_ready),   // one query per call: start only when not busy
-        .busy       (busy),
-        .done       (done),
-        .code_valid (code_valid),
-        .code_ready (code_ready),
-        .code_data  (code_data),
-        .res_valid  (beat_valid),
-        .res_ready  (beat_ready),
-        .res_n      (beat_n),
-        .res_index  (beat_index),
-        .res_score  (beat_score),
-        .res_last   (beat_last),
-        .res_shift  (res_shift),
-        .res_count  (res_count)
+    // ------------------------------------------------------------------ engines
+{%- for l in lanes %}
+    kvpq_krnl_lane lane{{ l.e }} (
+        .clk         (ap_clk),
+        .rst         (rst),
+        .base        ({{ l.bases }}),
+        .idle        (lane_idle[{{ l.e }}]),
+        .cb_valid    (cb_valid_q && !cb_taken_q[{{ l.e }}]),
+        .cb_ready    (lane_cb_ready[{{ l.e }}]),
+        .cb_data     (cb_q),
+        .cb_head     (cb_head_q),
+        .q_valid     (deliver && eng_q == {{ eng_w }}'d{{ l.e }}),
+        .q_ready     (lane_q_ready[{{ l.e }}]),
+        .q_data      (q_q),
+        .q_head      (j_head),
+        .job_valid   (handed && eng_q == {{ eng_w }}'d{{ l.e }}),
+        .job_ready   (lane_job_ready[{{ l.e }}]),
+        .job_n       (jn_q),
+        .job_k       (jk_q),
+        .job_beats   (beats_q),
+        .job_codes   (jcodes_q),
+        .job_out     (jout_q),
+        .job_rd_err  (rd_err),
+        .job_req_err (j_req),
+{%- for (sig, port) in l.conns %}
+        .m_{{ sig }} ({{ port }}){% if !loop.last %},{% endif %}
+{%- endfor %}
     );
-
-    // The 64-bit result writer takes one result per cycle.
-    result_unpack unpack (
-        .clk       (ap_clk),
-        .rst       (rst),
-        .in_valid  (beat_valid),
-        .in_ready  (beat_ready),
-        .in_n      (beat_n),
-        .in_index  (beat_index),
-        .in_score  (beat_score),
-        .in_last   (beat_last),
-        .out_valid (res_valid),
-        .out_ready (res_ready),
-        .out_index (res_index),
-        .out_score (res_score),
-        .out_last  (res_last)
-    );
-
-    // ------------------------------------------------------------------ gmem0: codebook, query
-    wire        rd0_start = (state_q == S_IDLE && ap_start)
-                         || (state_q == S_CB && !rd0_busy && !cb_valid_q);
-    wire [63:0] rd0_base  = (state_q == S_IDLE && arg_load_codebook != 32'd0) ? arg_codebook : arg_query;
-    wire [31:0] rd0_beats = (state_q == S_IDLE && arg_load_codebook != 32'd0) ? CB_WORDS : D;
-    wire        w0_valid;
-    wire [31:0] w0_data;
-    // A word is taken while the centroid (or query) being assembled has room.
-    wire        w0_ready = (state_q == S_CB) ? !cb_valid_q
-                         : (state_q == S_Q)  ? !q_valid_q
-                         : 1'b0;
-    wire        w0_fire  = w0_valid && w0_ready;
-    wire        unused_w0 = &{w0_data[31:CBB], w0_data[31:QB]};   // CBB, QB <= 24
-
-    kvpq_axi_reader #(.DATA_W(32), .SIZE_LOG2(2)) rd0 (
-        .clk       (ap_clk),
-        .rst       (rst),
-        .start     (rd0_start),
-        .base      (rd0_base),
-        .beats     (rd0_beats),
-        .clear     (run_go),
-        .busy      (rd0_busy),
-        .err       (rd0_err),
-        .m_arid    (m_axi_gmem0_arid),
-        .m_araddr  (m_axi_gmem0_araddr),
-        .m_arlen   (m_axi_gmem0_arlen),
-        .m_arsize  (m_axi_gmem0_arsize),
-        .m_arburst (m_axi_gmem0_arburst),
-        .m_arlock  (m_axi_gmem0_arlock),
-        .m_arcache (m_axi_gmem0_arcache),
-        .m_arprot  (m_axi_gmem0_arprot),
-        .m_arqos   (m_axi_gmem0_arqos),
-        .m_arvalid (m_axi_gmem0_arvalid),
-        .m_arready (m_axi_gmem0_arready),
-        .m_rid     (m_axi_gmem0_rid),
-        .m_rdata   (m_axi_gmem0_rdata),
-        .m_rresp   (m_axi_gmem0_rresp),
-        .m_rlast   (m_axi_gmem0_rlast),
-        .m_rvalid  (m_axi_gmem0_rvalid),
-        .m_rready  (m_axi_gmem0_rready),
-        .out_valid (w0_valid),
-        .out_ready (w0_ready),
-        .out_data  (w0_data)
-    );
-
-    // ------------------------------------------------------------------ gmem1: code beats
-    wire                rd1_busy;
-    wire [CODE_AXI-1:0] code_word;
-    assign code_data = code_word[BEAT-1:0];
-{%- if code_axi > beat %}
-    wire                unused_code_pad = &code_word[CODE_AXI-1:BEAT];
-{%- endif %}
-    kvpq_axi_reader #(.DATA_W(CODE_AXI), .SIZE_LOG2({{ code_size_log2 }})) rd1 (
-        .clk       (ap_clk),
-        .rst       (rst),
-        .start     (start),
-        .base      (arg_codes),
-        .beats     (beats_q),
-        .clear     (run_go),
-        .busy      (rd1_busy),
-        .err       (rd1_err),
-        .m_arid    (m_axi_gmem1_arid),
-        .m_araddr  (m_axi_gmem1_araddr),
-        .m_arlen   (m_axi_gmem1_arlen),
-        .m_arsize  (m_axi_gmem1_arsize),
-        .m_arburst (m_axi_gmem1_arburst),
-        .m_arlock  (m_axi_gmem1_arlock),
-        .m_arcache (m_axi_gmem1_arcache),
-        .m_arprot  (m_axi_gmem1_arprot),
-        .m_arqos   (m_axi_gmem1_arqos),
-        .m_arvalid (m_axi_gmem1_arvalid),
-        .m_arready (m_axi_gmem1_arready),
-        .m_rid     (m_axi_gmem1_rid),
-        .m_rdata   (m_axi_gmem1_rdata),
-        .m_rresp   (m_axi_gmem1_rresp),
-        .m_rlast   (m_axi_gmem1_rlast),
-        .m_rvalid  (m_axi_gmem1_rvalid),
-        .m_rready  (m_axi_gmem1_rready),
-        .out_valid (code_valid),
-        .out_ready (code_ready),
-        .out_data  (code_word)
-    );
-
-    // ------------------------------------------------------------------ gmem2: results
-    // The results' writer starts once every code beat is in, so a read error is known: the
-    // results are then dropped (0 beats) and the header says count 0.
-    reg  [63:0] header_q;         // count | shift << 32, from the engine
-    reg         wr_go_q;          // the results' writer was started in this run
-    reg         done_q;           // the engine finished in this run
-    wire        res_go   = (state_q == S_RUN) && !wr_go_q && !rd1_busy;
-    wire        wr_start = res_go || (state_q == S_HDR && !wr_busy);
-    wire [63:0] wr_base  = res_go ? arg_out + 64'd8 : arg_out;
-    wire [31:0] wr_beats = res_go ? (rd_err ? 32'd0 : count_q) : 32'd1;
-    wire        wr_valid = (state_q == S_RUN) ? res_valid && wr_go_q && !rd_err : (state_q == S_FIN);
-    wire        wr_ready;
-    wire [63:0] header   = { rd_err, wr_err, header_q[61:32], rd_err ? 32'd0 : header_q[31:0] };
-    wire        unused_header = &header_q[63:62];   // shift is narrower than 30 bits
-    // Score sign-extended to 32 bits, index zero-extended.
-{%- if score_w < 32 %}
-    wire [31:0] score32 = { {(32-SW){res_score[SW-1]}}, res_score };
-{%- else %}
-    wire [31:0] score32 = res_score;
-{%- endif %}
-    wire [63:0] wr_data  = (state_q == S_RUN) ? { score32, {(32-IW){1'b0}}, res_index } : header;
-    assign res_ready = (state_q == S_RUN) && wr_go_q && (rd_err || wr_ready);
-
-    kvpq_axi_writer #(.DATA_W(64), .SIZE_LOG2(3)) wr (
-        .clk       (ap_clk),
-        .rst       (rst),
-        .start     (wr_start),
-        .base      (wr_base),
-        .beats     (wr_beats),
-        .clear     (run_go),
-        .busy      (wr_busy),
-        .err       (wr_err),
-        .m_awid    (m_axi_gmem2_awid),
-        .m_awaddr  (m_axi_gmem2_awaddr),
-        .m_awlen   (m_axi_gmem2_awlen),
-        .m_awsize  (m_axi_gmem2_awsize),
-        .m_awburst (m_axi_gmem2_awburst),
-        .m_awlock  (m_axi_gmem2_awlock),
-        .m_awcache (m_axi_gmem2_awcache),
-        .m_awprot  (m_axi_gmem2_awprot),
-        .m_awqos   (m_axi_gmem2_awqos),
-        .m_awvalid (m_axi_gmem2_awvalid),
-        .m_awready (m_axi_gmem2_awready),
-        .m_wdata   (m_axi_gmem2_wdata),
-        .m_wstrb   (m_axi_gmem2_wstrb),
-        .m_wlast   (m_axi_gmem2_wlast),
-        .m_wvalid  (m_axi_gmem2_wvalid),
-        .m_wready  (m_axi_gmem2_wready),
-        .m_bid     (m_axi_gmem2_bid),
-        .m_bresp   (m_axi_gmem2_bresp),
-        .m_bvalid  (m_axi_gmem2_bvalid),
-        .m_bready  (m_axi_gmem2_bready),
-        .in_valid  (wr_valid),
-        .in_ready  (wr_ready),
-        .in_data   (wr_data)
-    );
+{%- endfor %}
 
     // ------------------------------------------------------------------ unused channels
-    // gmem0 and gmem1 only read, gmem2 only writes; the other direction is tied off.
+    // gmem0 and the code stripes past 0 only read: their write sides are tied off.
 {%- for t in tie_offs %}
     {{ t }}
 {%- endfor %}
@@ -337,26 +207,25 @@ module kvpq_krnl (
     // ------------------------------------------------------------------ run sequence
     always @(posedge ap_clk) begin
         if (rst) begin
-            state_q    <= S_IDLE;
-            cb_valid_q <= 1'b0;
-            cb_fill_q  <= 32'd0;
-            q_valid_q  <= 1'b0;
-            q_fill_q   <= 32'd0;
-            div_left_q <= 6'd0;
-            n_q        <= {CW{1'b0}};
-            k_q        <= {KW{1'b0}};
-            count_q    <= 32'd0;
-            header_q   <= 64'd0;
-            wr_go_q    <= 1'b0;
-            done_q     <= 1'b0;
+            state_q     <= F_IDLE;
+            cb_valid_q  <= 1'b0;
+            cb_fill_q   <= 32'd0;
+            cb_cent_q   <= 32'd0;
+            cb_head_q   <= {HB{1'b0}};
+            cb_taken_q  <= {E{1'b0}};
+            q_pend_q    <= 1'b0;
+            w_idx_q     <= 32'd0;
+            div_left_q  <= 6'd0;
+            eng_q       <= {EW{1'b0}};
+            jobs_left_q <= 32'd0;
+            stream_q    <= 32'd0;
         end else begin
-            if (res_go) wr_go_q <= 1'b1;
-            // Assemble centroids and the query from 32-bit words, element 0 lowest.
-            if (w0_fire && state_q == S_CB) begin
+            // Centroids from 32-bit words, element 0 lowest; sent to every engine.
+            if (w_fire && state_q == F_CB) begin
 {%- if sub == 1 %}
-                cb_q <= w0_data[CBB-1:0];
+                cb_q <= w_data[CBB-1:0];
 {%- else %}
-                cb_q <= { w0_data[CBB-1:0], cb_q[SUB*CBB-1:CBB] };
+                cb_q <= { w_data[CBB-1:0], cb_q[SUB*CBB-1:CBB] };
 {%- endif %}
                 if (cb_fill_q == SUB - 1) begin
                     cb_fill_q  <= 32'd0;
@@ -365,55 +234,75 @@ module kvpq_krnl (
                     cb_fill_q <= cb_fill_q + 32'd1;
                 end
             end
-            if (cb_valid_q && cb_ready) cb_valid_q <= 1'b0;
-            if (w0_fire && state_q == S_Q) begin
-{%- if head_dim == 1 %}
-                q_q <= w0_data[QB-1:0];
-{%- else %}
-                q_q <= { w0_data[QB-1:0], q_q[D*QB-1:QB] };
-{%- endif %}
-                if (q_fill_q == D - 1) begin
-                    q_fill_q  <= 32'd0;
-                    q_valid_q <= 1'b1;
+            if (cb_sent) begin
+                cb_valid_q <= 1'b0;
+                cb_taken_q <= {E{1'b0}};
+                if (cb_cent_q == CENTS - 32'd1) begin
+                    cb_cent_q <= 32'd0;
+                    cb_head_q <= cb_head_q + {{ head_w }}'d1;
                 end else begin
-                    q_fill_q <= q_fill_q + 32'd1;
+                    cb_cent_q <= cb_cent_q + 32'd1;
+                end
+            end else begin
+                cb_taken_q <= cb_taken_q | cb_take;
+            end
+            // Job words.
+            if (w_fire && state_q == F_JOB) begin
+                case (w_idx_q)
+                    32'd{{ w_n }}: begin
+                        jn_q       <= n_clamped[CW-1:0];
+                        div_n_q    <= n_clamped + TPB - 32'd1;
+                        div_r_q    <= 32'd0;
+                        beats_q    <= 32'd0;
+                        div_left_q <= 6'd32;
+                    end
+                    32'd{{ w_k }}: jk_q <= k_clamped[KW-1:0];
+                    32'd{{ w_head }}: jhead_q <= w_data;
+                    32'd{{ w_codes }}: jcodes_q[31:0]  <= w_data;
+                    32'd{{ w_codes + 1 }}: jcodes_q[63:32] <= w_data;
+                    32'd{{ w_out }}: jout_q[31:0]    <= w_data;
+                    32'd{{ w_out + 1 }}: jout_q[63:32]   <= w_data;
+                    default: if (w_idx_q >= 32'd{{ job_header }}) begin
+{%- if head_dim == 1 %}
+                        q_q <= w_data[QB-1:0];
+{%- else %}
+                        q_q <= { w_data[QB-1:0], q_q[D*QB-1:QB] };
+{%- endif %}
+                    end
+                endcase
+                if (w_idx_q == JOB_WORDS - 32'd1) begin
+                    w_idx_q  <= 32'd0;
+                    q_pend_q <= 1'b1;
+                end else begin
+                    w_idx_q <= w_idx_q + 32'd1;
                 end
             end
-            if (q_valid_q && q_ready) q_valid_q <= 1'b0;
             if (div_left_q != 6'd0) begin
                 div_r_q    <= div_rem[31:0];
                 div_n_q    <= { div_n_q[30:0], 1'b0 };
                 beats_q    <= { beats_q[30:0], div_take };
                 div_left_q <= div_left_q - 6'd1;
             end
+            if (handed) begin
+                q_pend_q    <= 1'b0;
+                eng_q       <= (eng_q == {{ eng_w }}'d{{ engines - 1 }}) ? {EW{1'b0}} : eng_q + {{ eng_w }}'d1;
+                jobs_left_q <= jobs_left_q - 32'd1;
+                if (jobs_left_q == 32'd1) state_q <= F_WAIT;
+            end
 
             case (state_q)
-                S_IDLE: if (ap_start) begin
-                    n_q        <= n_clamped[CW-1:0];
-                    k_q        <= k_clamped[KW-1:0];
-                    count_q    <= count_next;
-                    div_n_q    <= n_clamped + TPB - 32'd1;
-                    div_r_q    <= 32'd0;
-                    beats_q    <= 32'd0;
-                    div_left_q <= 6'd32;
-                    wr_go_q    <= 1'b0;
-                    done_q     <= 1'b0;
-                    state_q    <= (arg_load_codebook != 32'd0) ? S_CB : S_Q;
+                F_IDLE: if (ap_start) begin
+                    jobs_left_q <= jobs_n;
+                    stream_q    <= job_stream;
+                    w_idx_q     <= 32'd0;
+                    eng_q       <= {EW{1'b0}};
+                    cb_head_q   <= {HB{1'b0}};
+                    cb_cent_q   <= 32'd0;
+                    state_q     <= load ? F_CB : (jobs_n == 32'd0) ? F_WAIT : F_JOB;
                 end
-                S_CB: if (!rd0_busy && !cb_valid_q) state_q <= S_Q;
-                S_Q:  if (q_valid_q && q_ready) state_q <= S_START;
-                S_START: if (start) state_q <= S_RUN;
-                S_RUN: begin
-                    if (done) begin
-                        header_q <= { {(32-HW){1'b0}}, res_shift, {(32-KW){1'b0}}, res_count };
-                        done_q   <= 1'b1;
-                    end
-                    // The engine is done and the results' writer took its beats.
-                    if ((done || done_q) && wr_go_q) state_q <= S_HDR;
-                end
-                S_HDR: if (!wr_busy) state_q <= S_FIN;
-                S_FIN: if (!wr_busy) state_q <= S_IDLE;
-                default: state_q <= S_IDLE;
+                F_CB: if (cb_end) state_q <= (jobs_left_q == 32'd0) ? F_WAIT : F_JOB;
+                F_WAIT: if (&lane_idle) state_q <= F_IDLE;
+                default: ;
             endcase
         end
     end

@@ -101,6 +101,14 @@ impl Fake {
             })
             .collect();
         let offset: Vec<u32> = iface.args.iter().map(|a| a.offset).collect();
+        let max: unsafe extern "C" fn() -> c_int = self.sym("fake_xrt_max_args");
+        // SAFETY: returns a constant.
+        let max = unsafe { max() };
+        assert!(
+            iface.args.len() <= max as usize,
+            "the fake takes {max} kernel arguments, the interface has {}",
+            iface.args.len()
+        );
         let f: unsafe extern "C" fn(*const c_char, c_int, *const c_int, *const c_int, *const u32) =
             self.sym("fake_xrt_configure");
         // SAFETY: the arrays hold `args.len()` entries and outlive the call (it copies them).
@@ -129,14 +137,6 @@ impl Fake {
             self.sym("fake_xrt_inject");
         // SAFETY: the fake copies the name.
         unsafe { f(name.as_ptr(), skip as c_long, value) };
-    }
-
-    /// Makes the run executed after `skip` more report a memory error in its result header
-    /// (`flags`: `out_flags::READ_ERROR` and/or `WRITE_ERROR`), as the RTL kernel does.
-    pub fn inject_memory_error(&self, skip: i64, flags: u64) {
-        let f: unsafe extern "C" fn(c_long, u64) = self.sym("fake_xrt_inject_memory_error");
-        // SAFETY: stores two numbers.
-        unsafe { f(skip as c_long, flags) };
     }
 
     /// Calls of `call` so far (all calls for `None`).

@@ -7,13 +7,18 @@
 //        (clear on read), bit 2 ap_idle, bit 3 ap_ready (clear on read)
 //   0x04 global interrupt enable; 0x08 interrupt enable (bit 0 done, bit 1 ready);
 //   0x0c interrupt status (write 1 to toggle)
-//   0x10 codebook (low word; high word at 0x14)
-//   0x18 query (low word; high word at 0x1c)
-//   0x20 codes (low word; high word at 0x24)
-//   0x28 out (low word; high word at 0x2c)
-//   0x30 n_tokens
-//   0x38 k
-//   0x40 load_codebook
+//   0x10 codebooks (low word; high word at 0x14)
+//   0x18 jobs (low word; high word at 0x1c)
+//   0x20 lane0 (low word; high word at 0x24)
+//   0x28 lane0_1 (low word; high word at 0x2c)
+//   0x30 lane1 (low word; high word at 0x34)
+//   0x38 lane1_1 (low word; high word at 0x3c)
+//   0x40 lane2 (low word; high word at 0x44)
+//   0x48 lane2_1 (low word; high word at 0x4c)
+//   0x50 lane3 (low word; high word at 0x54)
+//   0x58 lane3_1 (low word; high word at 0x5c)
+//   0x60 n_jobs
+//   0x68 load_codebook
 `default_nettype none
 // Vitis requires the port name `interrupt`, a C++ keyword-like word to Verilator.
 /* verilator lint_off SYMRSVDWORD */
@@ -42,12 +47,17 @@ module kvpq_axi_lite_ctrl (
     output reg         ap_start,
     input  wire        ap_done,       // pulse: the run ended (also ap_ready)
     input  wire        ap_idle,
-    output reg  [63:0] arg_codebook,
-    output reg  [63:0] arg_query,
-    output reg  [63:0] arg_codes,
-    output reg  [63:0] arg_out,
-    output reg  [31:0] arg_n_tokens,
-    output reg  [31:0] arg_k,
+    output reg  [63:0] arg_codebooks,
+    output reg  [63:0] arg_jobs,
+    output reg  [63:0] arg_lane0,
+    output reg  [63:0] arg_lane0_1,
+    output reg  [63:0] arg_lane1,
+    output reg  [63:0] arg_lane1_1,
+    output reg  [63:0] arg_lane2,
+    output reg  [63:0] arg_lane2_1,
+    output reg  [63:0] arg_lane3,
+    output reg  [63:0] arg_lane3_1,
+    output reg  [31:0] arg_n_jobs,
     output reg  [31:0] arg_load_codebook
 );
     localparam [11:0] A_CTRL = 12'h000,
@@ -90,12 +100,17 @@ module kvpq_axi_lite_ctrl (
             gie_q     <= 1'b0;
             ier_q     <= 2'b00;
             isr_q     <= 2'b00;
-            arg_codebook <= 64'd0;
-            arg_query <= 64'd0;
-            arg_codes <= 64'd0;
-            arg_out <= 64'd0;
-            arg_n_tokens <= 32'd0;
-            arg_k <= 32'd0;
+            arg_codebooks <= 64'd0;
+            arg_jobs <= 64'd0;
+            arg_lane0 <= 64'd0;
+            arg_lane0_1 <= 64'd0;
+            arg_lane1 <= 64'd0;
+            arg_lane1_1 <= 64'd0;
+            arg_lane2 <= 64'd0;
+            arg_lane2_1 <= 64'd0;
+            arg_lane3 <= 64'd0;
+            arg_lane3_1 <= 64'd0;
+            arg_n_jobs <= 32'd0;
             arg_load_codebook <= 32'd0;
         end else begin
             // Write channel: address, then data, then the response.
@@ -112,17 +127,28 @@ module kvpq_axi_lite_ctrl (
                     A_GIE:  if (s_wstrb[0]) gie_q <= s_wdata[0];
                     A_IER:  if (s_wstrb[0]) ier_q <= s_wdata[1:0];
                     A_ISR:  if (s_wstrb[0]) isr_q <= isr_q ^ s_wdata[1:0];
-                    12'h010: arg_codebook[31:0] <= merge(arg_codebook[31:0], s_wdata, wmask);
-                    12'h014: arg_codebook[63:32] <= merge(arg_codebook[63:32], s_wdata, wmask);
-                    12'h018: arg_query[31:0] <= merge(arg_query[31:0], s_wdata, wmask);
-                    12'h01c: arg_query[63:32] <= merge(arg_query[63:32], s_wdata, wmask);
-                    12'h020: arg_codes[31:0] <= merge(arg_codes[31:0], s_wdata, wmask);
-                    12'h024: arg_codes[63:32] <= merge(arg_codes[63:32], s_wdata, wmask);
-                    12'h028: arg_out[31:0] <= merge(arg_out[31:0], s_wdata, wmask);
-                    12'h02c: arg_out[63:32] <= merge(arg_out[63:32], s_wdata, wmask);
-                    12'h030: arg_n_tokens[31:0] <= merge(arg_n_tokens[31:0], s_wdata, wmask);
-                    12'h038: arg_k[31:0] <= merge(arg_k[31:0], s_wdata, wmask);
-                    12'h040: arg_load_codebook[31:0] <= merge(arg_load_codebook[31:0], s_wdata, wmask);
+                    12'h010: arg_codebooks[31:0] <= merge(arg_codebooks[31:0], s_wdata, wmask);
+                    12'h014: arg_codebooks[63:32] <= merge(arg_codebooks[63:32], s_wdata, wmask);
+                    12'h018: arg_jobs[31:0] <= merge(arg_jobs[31:0], s_wdata, wmask);
+                    12'h01c: arg_jobs[63:32] <= merge(arg_jobs[63:32], s_wdata, wmask);
+                    12'h020: arg_lane0[31:0] <= merge(arg_lane0[31:0], s_wdata, wmask);
+                    12'h024: arg_lane0[63:32] <= merge(arg_lane0[63:32], s_wdata, wmask);
+                    12'h028: arg_lane0_1[31:0] <= merge(arg_lane0_1[31:0], s_wdata, wmask);
+                    12'h02c: arg_lane0_1[63:32] <= merge(arg_lane0_1[63:32], s_wdata, wmask);
+                    12'h030: arg_lane1[31:0] <= merge(arg_lane1[31:0], s_wdata, wmask);
+                    12'h034: arg_lane1[63:32] <= merge(arg_lane1[63:32], s_wdata, wmask);
+                    12'h038: arg_lane1_1[31:0] <= merge(arg_lane1_1[31:0], s_wdata, wmask);
+                    12'h03c: arg_lane1_1[63:32] <= merge(arg_lane1_1[63:32], s_wdata, wmask);
+                    12'h040: arg_lane2[31:0] <= merge(arg_lane2[31:0], s_wdata, wmask);
+                    12'h044: arg_lane2[63:32] <= merge(arg_lane2[63:32], s_wdata, wmask);
+                    12'h048: arg_lane2_1[31:0] <= merge(arg_lane2_1[31:0], s_wdata, wmask);
+                    12'h04c: arg_lane2_1[63:32] <= merge(arg_lane2_1[63:32], s_wdata, wmask);
+                    12'h050: arg_lane3[31:0] <= merge(arg_lane3[31:0], s_wdata, wmask);
+                    12'h054: arg_lane3[63:32] <= merge(arg_lane3[63:32], s_wdata, wmask);
+                    12'h058: arg_lane3_1[31:0] <= merge(arg_lane3_1[31:0], s_wdata, wmask);
+                    12'h05c: arg_lane3_1[63:32] <= merge(arg_lane3_1[63:32], s_wdata, wmask);
+                    12'h060: arg_n_jobs[31:0] <= merge(arg_n_jobs[31:0], s_wdata, wmask);
+                    12'h068: arg_load_codebook[31:0] <= merge(arg_load_codebook[31:0], s_wdata, wmask);
                     default: ;
                 endcase
             end
@@ -135,17 +161,28 @@ module kvpq_axi_lite_ctrl (
                     A_GIE:  s_rdata <= {31'd0, gie_q};
                     A_IER:  s_rdata <= {30'd0, ier_q};
                     A_ISR:  s_rdata <= {30'd0, isr_q};
-                    12'h010: s_rdata <= arg_codebook[31:0];
-                    12'h014: s_rdata <= arg_codebook[63:32];
-                    12'h018: s_rdata <= arg_query[31:0];
-                    12'h01c: s_rdata <= arg_query[63:32];
-                    12'h020: s_rdata <= arg_codes[31:0];
-                    12'h024: s_rdata <= arg_codes[63:32];
-                    12'h028: s_rdata <= arg_out[31:0];
-                    12'h02c: s_rdata <= arg_out[63:32];
-                    12'h030: s_rdata <= arg_n_tokens[31:0];
-                    12'h038: s_rdata <= arg_k[31:0];
-                    12'h040: s_rdata <= arg_load_codebook[31:0];
+                    12'h010: s_rdata <= arg_codebooks[31:0];
+                    12'h014: s_rdata <= arg_codebooks[63:32];
+                    12'h018: s_rdata <= arg_jobs[31:0];
+                    12'h01c: s_rdata <= arg_jobs[63:32];
+                    12'h020: s_rdata <= arg_lane0[31:0];
+                    12'h024: s_rdata <= arg_lane0[63:32];
+                    12'h028: s_rdata <= arg_lane0_1[31:0];
+                    12'h02c: s_rdata <= arg_lane0_1[63:32];
+                    12'h030: s_rdata <= arg_lane1[31:0];
+                    12'h034: s_rdata <= arg_lane1[63:32];
+                    12'h038: s_rdata <= arg_lane1_1[31:0];
+                    12'h03c: s_rdata <= arg_lane1_1[63:32];
+                    12'h040: s_rdata <= arg_lane2[31:0];
+                    12'h044: s_rdata <= arg_lane2[63:32];
+                    12'h048: s_rdata <= arg_lane2_1[31:0];
+                    12'h04c: s_rdata <= arg_lane2_1[63:32];
+                    12'h050: s_rdata <= arg_lane3[31:0];
+                    12'h054: s_rdata <= arg_lane3[63:32];
+                    12'h058: s_rdata <= arg_lane3_1[31:0];
+                    12'h05c: s_rdata <= arg_lane3_1[63:32];
+                    12'h060: s_rdata <= arg_n_jobs[31:0];
+                    12'h068: s_rdata <= arg_load_codebook[31:0];
                     default: s_rdata <= 32'd0;
                 endcase
             end

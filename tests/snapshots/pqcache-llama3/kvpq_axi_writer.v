@@ -2,9 +2,10 @@
 // pq: head_dim=128 m=2 code_bits=6 (K=64) | quant: query_bits=8 centroid_bits=8 lut_bits=16
 // units: macs=32 lanes=42 topk=select k_max=8192 radix_bits=6 | engine: max_tokens=131072 beat_bits=512 | target: u55c @ 250 MHz
 // widths: acc=22 lut=16 score=17 shift=3 index=17 count=18 k=14
-// kvpq_axi_writer: writes `beats` DATA_W-bit words taken from a valid/ready stream to
-// consecutive addresses from `base` on an AXI4 write channel, as INCR bursts of at most 256
-// beats that never cross a 4 KiB boundary; each burst's address goes out before its data.
+// kvpq_axi_writer: writes `beats` DATA_W-bit words (with their byte strobes) taken from a
+// valid/ready stream to consecutive addresses from `base` on an AXI4 write channel, as INCR
+// bursts of at most 256 beats that never cross a 4 KiB boundary; each burst's address goes
+// out before its data.
 // `busy` stays high until every write response has come back, so the data is in memory
 // when it falls. `base` must be aligned to DATA_W/8 bytes. The AW signals the writer never
 // varies are constants (ID 0, SIZE log2 of the beat bytes, INCR, normal non-cacheable
@@ -46,7 +47,8 @@ module kvpq_axi_writer #(
     output wire                m_bready,
     input  wire                in_valid,
     output wire                in_ready,
-    input  wire [DATA_W-1:0]   in_data
+    input  wire [DATA_W-1:0]   in_data,
+    input  wire [DATA_W/8-1:0] in_strb     // bytes of in_data to write
 );
     reg  [63:0] addr_q;     // address of the next burst
     reg  [31:0] ask_q;      // beats not yet covered by a burst address
@@ -77,7 +79,7 @@ module kvpq_axi_writer #(
     assign m_wvalid = in_burst && in_valid;
     assign in_ready = in_burst && m_wready;
     assign m_wdata  = in_data;
-    assign m_wstrb  = {(DATA_W/8){1'b1}};
+    assign m_wstrb  = in_strb;
     assign m_wlast  = (burst_q == 9'd1);
     assign m_bready = 1'b1;
     assign busy     = (ask_q != 32'd0) || m_awvalid || in_burst || (open_q != 32'd0);

@@ -98,11 +98,11 @@ module kvpq_board_top (
         .cb_valid   (issue_cb),
         .cb_ready   (cb_ready),
         .cb_data    (payload_q[512 +: 512]),
-        .cb_head    ({ 3{1'b0} }),   // the byte protocol carries one codebook
+        .cb_head    ({ 8{1'b0} }),   // the byte protocol carries one codebook
         .q_valid    (issue_query),
         .q_ready    (q_ready),
         .q_data     (payload_q[0 +: 1024]),
-        .q_head     ({ 3{1'b0} }),
+        .q_head     ({ 8{1'b0} }),
         .start      (issue_start && !busy),
         .n_tokens   (payload_q[992 +: 18]),
         .k          (payload_q[1010 +: 14]),

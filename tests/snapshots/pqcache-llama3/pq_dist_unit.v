@@ -19,12 +19,12 @@ module pq_dist_unit (
     input  wire                       cb_valid,
     output wire                       cb_ready,
     input  wire [511:0]              cb_data,
-    input  wire [2:0]               cb_head,        // codebook (KV head) of the centroid
+    input  wire [7:0]               cb_head,        // codebook (KV head) of the centroid
     // Query stream: element i at bits [i*QB +: QB].
     input  wire                       q_valid,
     output wire                       q_ready,
     input  wire [1023:0]              q_data,
-    input  wire [2:0]               q_head,         // codebook (KV head) of the query's LUT
+    input  wire [7:0]               q_head,         // codebook (KV head) of the query's LUT
     // LUT write port into the scanner's free buffer.
     input  wire                       lut_free,
     output reg                        lut_we,
@@ -68,11 +68,11 @@ module pq_dist_unit (
     // bits wide and maps to block or distributed RAM. An incoming centroid is written one
     // element per cycle (cb_ready stays low meanwhile).
     localparam AW      = 8;           // address bits of GROUPS*SUB elements
-    // 8 codebooks are held, head h's at elements h*GROUPS*SUB ..: cb_head picks the codebook
+    // 256 codebooks are held, head h's at elements h*GROUPS*SUB ..: cb_head picks the codebook
     // a centroid is written to, q_head the one a LUT is built from (sampled with their data).
-    localparam HEADS   = 8;
-    localparam FAW     = 11;           // address bits of HEADS*GROUPS*SUB elements
-    localparam [FAW-1:0] HEAD_ELEMS = 11'd256;   // elements per codebook
+    localparam HEADS   = 256;
+    localparam FAW     = 16;           // address bits of HEADS*GROUPS*SUB elements
+    localparam [FAW-1:0] HEAD_ELEMS = 16'd256;   // elements per codebook
     reg  [FAW-1:0]            cb_head_base_q; // first element of the centroid's codebook
     reg  [FAW-1:0]            q_head_base_q;  // first element of the query's codebook
     reg  [CENT_W-1:0]         cb_in_q;        // centroid being written, element 0 lowest
@@ -147,8 +147,8 @@ module pq_dist_unit (
             reg  [ACC-1:0]    acc_q;
             always @(posedge clk) begin
                 if (cb_wr_busy_q && cb_wr_slot_q == gm)
-                    cb_mem[cb_head_base_q + { 3'd0, cb_wr_addr }] <= cb_in_q[CB-1:0];
-                cent_q <= cb_mem[q_head_base_q + { 3'd0, rd_addr }];
+                    cb_mem[cb_head_base_q + { 8'd0, cb_wr_addr }] <= cb_in_q[CB-1:0];
+                cent_q <= cb_mem[q_head_base_q + { 8'd0, rd_addr }];
                 cent_opnd_q <= cent_q;
             end
             always @(posedge clk) begin

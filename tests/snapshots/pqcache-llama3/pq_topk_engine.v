@@ -4,7 +4,7 @@
 // widths: acc=22 lut=16 score=17 shift=3 index=17 count=18 k=14
 // pq_topk_engine: PQ distance unit + LUT scanner + top-k (select) behind one control
 // interface (docs/design.md section 5).
-//   - Load codebooks on cb_* (once per KV head, into slot cb_head of 8), then send
+//   - Load codebooks on cb_* (once per KV head, into slot cb_head of 256), then send
 //     queries on q_* (q_head names the slot their LUT is built from).
 //   - The LUT of a query is built as soon as a LUT buffer is free, so the next query's LUT is
 //     built while the current query is scanned (double buffering).
@@ -22,11 +22,11 @@ module pq_topk_engine (
     input  wire            cb_valid,  // codebook stream: valid
     output wire            cb_ready,  // codebook stream: ready (distance unit idle)
     input  wire [511:0]    cb_data,  // one centroid, entries m*K+c in order, element j at [j*CB +: CB]
-    input  wire [2:0]      cb_head,  // codebook (KV head, < engine.heads) the centroid belongs to; whole codebooks per head
+    input  wire [7:0]      cb_head,  // codebook (KV head, < engine.heads) the centroid belongs to; whole codebooks per head
     input  wire            q_valid,  // query stream: valid
     output wire            q_ready,  // query stream: ready (a LUT buffer is free)
     input  wire [1023:0]   q_data,  // quantized query, element i at [i*QB +: QB]
-    input  wire [2:0]      q_head,  // codebook (KV head, < engine.heads) the query's LUT is built from
+    input  wire [7:0]      q_head,  // codebook (KV head, < engine.heads) the query's LUT is built from
     input  wire            start,  // start a query (sampled while ready is high)
     input  wire [17:0]     n_tokens,  // tokens to scan (clamped to max_tokens)
     input  wire [13:0]     k,  // results wanted (clamped to k_max)

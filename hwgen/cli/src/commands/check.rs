@@ -85,6 +85,33 @@ pub fn describe(acc: &Accelerator) -> String {
         split.topk,
         cfg.topk.k_max
     );
+    if cfg.target.platform.is_alveo() {
+        // A call of 8 jobs: the KV heads of a Llama-3-8B layer, each its own query.
+        let (n, jobs, engines) = (cfg.engine.max_tokens, 8, cfg.target.engines());
+        let k = acc.policy_k(n).min(cfg.topk.k_max);
+        let cycles = c.call_cycles(
+            u64::from(n),
+            u64::from(k),
+            jobs,
+            u64::from(engines),
+            u64::from(kvpq_core::interface::alveo::job_words(cfg.pq.head_dim)),
+        );
+        let _ = writeln!(
+            o,
+            "  kernel call   {jobs} jobs of {n} tokens, k {k}, on {engines} engine(s): {cycles} cycles \
+             = {:.1} us at {} MHz (codebooks resident)",
+            cycles as f64 / cfg.target.clock_mhz,
+            cfg.target.clock_mhz
+        );
+        let stripes = kvpq_core::interface::alveo::code_stripes(cfg);
+        let _ = writeln!(
+            o,
+            "  HBM           each engine reads codes from {stripes} pseudo-channel(s) of {:.1} GB/s \
+             ({} masters in all)",
+            kvpq_core::interface::alveo::HBM_CHANNEL_BYTES_PER_S / 1e9,
+            1 + engines * stripes
+        );
+    }
     out
 }
 

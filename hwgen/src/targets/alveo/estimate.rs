@@ -1,6 +1,7 @@
 //! UltraScale+ resource estimates: Yosys `synth_xilinx -family xcup` (the U280/U55C fabric)
 //! on generated RTL, with the mapped cells counted per module as Vivado's utilization report
-//! would group them: LUTs (logic and LUT-RAM), flip-flops, BRAM18 equivalents and DSPs.
+//! would group them: LUTs (logic and LUT-RAM), flip-flops, BRAM18 equivalents, UltraRAMs
+//! (`-uram`: large memories such as the codebooks of every head go to URAM288) and DSPs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,6 +34,8 @@ fn add_cell(r: &mut Resources, cell: &str, n: u64) {
         r.bram18 += n;
     } else if cell == "RAMB36E2" {
         r.bram18 += 2 * n;
+    } else if cell == "URAM288" || cell == "URAM288_BASE" {
+        r.uram += n;
     } else if cell.starts_with("DSP48") {
         r.dsp += n;
     } else if cell.starts_with("CARRY") {
@@ -96,11 +99,11 @@ pub fn parse_xilinx_stat(log: &str, top: &str, flow: &str) -> Estimate {
 /// The script and log are left in `dir` as `xcup_<top>.ys` and `xcup_<top>.log`.
 pub fn estimate_xcup(dir: &Path, files: &[String], top: &str) -> Result<Estimate, ToolError> {
     let tool = Tool::yosys()?;
-    let flow = format!("yosys synth_xilinx -family xcup -top {top}");
+    let flow = format!("yosys synth_xilinx -family xcup -uram -top {top}");
     let script_name = format!("xcup_{top}.ys");
     let log_name = format!("xcup_{top}.log");
     let script = format!(
-        "read_verilog -I. {}\nsynth_xilinx -family xcup -top {top}\ntee -o xcup_{top}.stat stat\n",
+        "read_verilog -I. {}\nsynth_xilinx -family xcup -uram -top {top}\ntee -o xcup_{top}.stat stat\n",
         files.join(" ")
     );
     let io = |what: String| move |source| ToolError::Io { what, source };

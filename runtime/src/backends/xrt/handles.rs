@@ -188,25 +188,34 @@ impl Bo {
     /// Copies `bytes` to the start of the buffer and sends them to the device
     /// (`xrtBOWrite`, `xrtBOSync(TO_DEVICE)`).
     pub(crate) fn upload(&self, bytes: &[u8]) -> Result<(), RuntimeError> {
+        self.upload_at(0, bytes)
+    }
+
+    /// Copies `bytes` to the buffer at byte `offset` and sends that range to the device.
+    pub(crate) fn upload_at(&self, offset: usize, bytes: &[u8]) -> Result<(), RuntimeError> {
         if bytes.is_empty() {
             return Ok(());
         }
-        if bytes.len() > self.size {
+        if offset > self.size || bytes.len() > self.size - offset {
             return Err(fault(format!(
-                "{} bytes do not fit a buffer of {}",
+                "{} bytes at offset {offset} do not fit a buffer of {}",
                 bytes.len(),
                 self.size
             )));
         }
-        // SAFETY: `self.h` is a live buffer of `self.size >= bytes.len()` bytes, and XRT
-        // reads `bytes.len()` bytes from `bytes`.
-        let rc =
-            unsafe { (self.api.bo_write)(self.h, bytes.as_ptr().cast::<c_void>(), bytes.len(), 0) };
-        check(|| format!("xrtBOWrite({} bytes)", bytes.len()), rc)?;
-        // SAFETY: `self.h` is live and the range lies inside it.
-        let rc = unsafe { (self.api.bo_sync)(self.h, SYNC_TO_DEVICE, bytes.len(), 0) };
+        // SAFETY: `self.h` is a live buffer of `self.size >= offset + bytes.len()` bytes, and
+        // XRT reads `bytes.len()` bytes from `bytes`.
+        let rc = unsafe {
+            (self.api.bo_write)(self.h, bytes.as_ptr().cast::<c_void>(), bytes.len(), offset)
+        };
         check(
-            || format!("xrtBOSync(TO_DEVICE, {} bytes)", bytes.len()),
+            || format!("xrtBOWrite({} bytes at {offset})", bytes.len()),
+            rc,
+        )?;
+        // SAFETY: `self.h` is live and the range lies inside it.
+        let rc = unsafe { (self.api.bo_sync)(self.h, SYNC_TO_DEVICE, bytes.len(), offset) };
+        check(
+            || format!("xrtBOSync(TO_DEVICE, {} bytes at {offset})", bytes.len()),
             rc,
         )
     }
@@ -214,6 +223,9 @@ impl Bo {
     /// Fetches the first `out.len()` bytes from the device into `out` (`xrtBOSync(FROM_DEVICE)`,
     /// `xrtBORead`).
     pub(crate) fn download(&self, out: &mut [u8]) -> Result<(), RuntimeError> {
+        if out.is_empty() {
+            return Ok(());
+        }
         if out.len() > self.size {
             return Err(fault(format!(
                 "{} bytes asked of a buffer of {}",

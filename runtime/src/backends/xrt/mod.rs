@@ -1,30 +1,41 @@
 //! The `xrt` device: the generated Alveo kernel (`kvpq_krnl`, or the HLS `pq_topk_kernel`)
 //! in an xclbin, driven through XRT's C API loaded at run time (docs/runtime-xrt.md).
 //!
-//! A layer call stages every search's query and code beats, starts one run per search
-//! (all in flight on the single compute unit, which takes them in order), then waits for
-//! all and reads the results back. Codebooks live in device memory, one buffer per slot,
-//! sent once by [`Device::load_codebook`]; a run asks the kernel to read its codebook
-//! (`load_codebook = 1`) only when its slot differs from the one the kernel holds.
+//! A layer call is one kernel run (docs/design.md 7.1): the host writes one job per search
+//! into the `jobs` buffer and job j's code beats and result area into the buffers of engine
+//! j % E (the beats striped over its S buffers `lane<e>`, `lane<e>_1`, ..., S =
+//! `alveo::code_stripes`; the results in `lane<e>`), starts the run, waits, and reads every
+//! job's results back. The codebooks live in one device buffer, `engine.heads` of them
+//! head-major (slot s in head s % heads); a run asks the kernel to read them
+//! (`load_codebook = 1`) only when a head it reads holds another codebook on chip. A call
+//! whose slots would need two codebooks in one head is split into consecutive runs at
+//! those points.
 
 mod api;
 mod args;
+mod codebooks;
 mod handles;
-mod lane;
+mod layout;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kvpq_core::golden::{QuantCodebook, QueryResult};
+use kvpq_core::interface::alveo::{code_stripes, MAX_JOBS};
 use kvpq_core::spec::Accelerator;
 
 pub use api::{DEFAULT_LIBRARY, LIBRARY_ENV};
 
 use self::api::{state_name, Api, STATE_COMPLETED};
 use self::args::KernelArgs;
-use self::handles::{fault, Bo, Kernel, XrtHandle};
-use self::lane::Lane;
+use self::codebooks::CodebookBuffer;
+use self::handles::{fault, Bo, Kernel, Run, XrtHandle};
+use self::layout::{decode, place, push_job, split_runs, stage_codes, Striping, UNANSWERED};
 use crate::{checks, open_folder, Device, HeadQuery, ModelShape, RuntimeError};
+
+/// Smallest buffer allocated: XRT rounds every buffer up to a 4 KiB page anyway, and every
+/// stripe of every lane needs a buffer to pass even in a run that gives it no job.
+const MIN_BUFFER_BYTES: usize = 4096;
 
 /// Environment variable with the index of the card to open (`xbutil examine` lists them);
 /// 0 when unset.
@@ -70,18 +81,25 @@ pub struct XrtOptions {
 
 /// An Alveo card programmed with a generated kernel.
 ///
-/// Fields are dropped in declaration order: runs and their buffers, then the codebook
-/// buffers, then the kernel, then the device (XRT wants handles released in that order).
+/// Fields are dropped in declaration order: the run, then the buffers, then the kernel, then
+/// the device (XRT wants handles released in that order).
 #[derive(Debug)]
 pub struct XrtDevice {
-    lanes: Vec<Lane>,
-    codebook_bos: Vec<Option<Bo>>,
-    kernel: Kernel,
+    run: Run,
+    /// Per engine, per stripe: its `lane<e>` (stripe 0) and `lane<e>_<s>` buffers, each
+    /// grown (doubling) when a run needs more.
+    lanes: Vec<Vec<Bo>>,
+    /// The jobs of a run, grown like the lanes.
+    jobs: Bo,
+    codebooks: CodebookBuffer,
+    /// Held open for the run, closed after it and the buffers.
+    _kernel: Kernel,
     device: XrtHandle,
-    codebooks: Vec<Option<QuantCodebook>>,
-    /// Slot whose codebook the kernel holds on chip; `None` when unknown (after a fault).
-    on_card: Option<usize>,
+    /// The codebooks given to [`Device::load_codebook`], by slot.
+    slots: Vec<Option<QuantCodebook>>,
     args: KernelArgs,
+    /// How code beats are spread over an engine's stripe buffers.
+    striping: Striping,
     acc: Accelerator,
     xclbin: PathBuf,
     scratch: Vec<u8>,
@@ -123,7 +141,12 @@ impl XrtDevice {
                 found: acc.config().target.platform.to_string(),
                 requested: "an Alveo platform (u280 or u55c) for the xrt device".into(),
             })?;
-        let mut args = KernelArgs::new(&iface)?;
+        let stripes = code_stripes(acc.config());
+        let mut args = KernelArgs::new(&iface, acc.config().target.engines(), stripes)?;
+        let striping = Striping {
+            count: stripes.max(1) as usize,
+            beat_bytes: 8 * acc.derived().layout.words_per_beat(),
+        };
         let api = Arc::new(Api::load(options.library.as_deref())?);
         let xclbin = options
             .xclbin
@@ -149,14 +172,37 @@ impl XrtDevice {
         };
         let kernel = Kernel::open(&device, &uuid, name)?;
         args.bind(&kernel, &iface)?;
+        let c = acc.config();
+        let w = acc.derived().widths;
+        let codebook_bytes = 4 * c.pq.m as usize * w.codebook_size as usize * w.sub_dim as usize;
+        let codebooks = CodebookBuffer::open(
+            &device,
+            args.codebooks.group,
+            c.engine.heads() as usize,
+            codebook_bytes,
+        )?;
+        let jobs = Bo::alloc(&device, MIN_BUFFER_BYTES, args.jobs.group)?;
+        let lanes = args
+            .lanes
+            .iter()
+            .map(|stripes| {
+                stripes
+                    .iter()
+                    .map(|a| Bo::alloc(&device, MIN_BUFFER_BYTES, a.group))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let run = Run::open(&kernel)?;
         Ok(Self {
-            lanes: Vec::new(),
-            codebook_bos: Vec::new(),
-            kernel,
+            run,
+            lanes,
+            jobs,
+            codebooks,
+            _kernel: kernel,
             device,
-            codebooks: Vec::new(),
-            on_card: None,
+            slots: Vec::new(),
             args,
+            striping,
             acc,
             xclbin,
             scratch: Vec::new(),
@@ -173,60 +219,160 @@ impl XrtDevice {
         &self.xclbin
     }
 
-    /// Runs the checked `queries`: stage all, start all, wait for all, read all. On `Err`
-    /// every started run has ended (its buffers are free to reuse).
+    /// Runs the checked, non-empty `queries`: one kernel run, or one per stretch of searches
+    /// whose slots share no engine head ([`split_runs`]). On `Err` every started run has
+    /// ended (its buffers are free to reuse).
     fn run_layer(&mut self, queries: &[HeadQuery<'_>]) -> Result<Vec<QueryResult>, RuntimeError> {
-        while self.lanes.len() < queries.len() {
-            let lane = Lane::open(&self.device, &self.kernel, &self.args, &self.acc)?;
-            self.lanes.push(lane);
+        let heads = self.acc.config().engine.heads() as usize;
+        let slots: Vec<usize> = queries.iter().map(|q| q.slot).collect();
+        let mut results = Vec::with_capacity(queries.len());
+        for range in split_runs(&slots, heads) {
+            let first = range.start;
+            results.extend(self.run_once(first, &queries[range])?);
         }
-        for (lane, q) in self.lanes.iter_mut().zip(queries) {
-            lane.stage(&self.device, &self.args, &self.acc, q, &mut self.scratch)?;
-        }
-        // Every run starts before any is waited for, so the compute unit never idles while
-        // the host turns around between searches.
-        let mut loaded = self.on_card;
-        let mut started = 0;
-        let mut failure = None;
-        for (lane, q) in self.lanes.iter().zip(queries) {
-            let Some(codebook) = self.codebook_bos.get(q.slot).and_then(Option::as_ref) else {
-                failure = Some(RuntimeError::NoCodebook {
-                    slot: q.slot,
-                    loaded: self.codebook_bos.iter().flatten().count(),
-                });
-                break;
-            };
-            let load = loaded != Some(q.slot);
-            if let Err(e) = lane.start(&self.args, codebook, q, load) {
-                failure = Some(e);
-                break;
-            }
-            loaded = Some(q.slot);
-            started += 1;
-        }
-        // Wait even after a failure: a run in flight still reads its buffers.
-        for (i, (lane, q)) in self.lanes.iter().zip(queries).take(started).enumerate() {
-            let state = lane.wait();
-            if state != STATE_COMPLETED && failure.is_none() {
-                failure = Some(fault(format!(
-                    "xrtRunWait: search {i} (slot {}) ended in state {state} ({})",
-                    q.slot,
-                    state_name(state)
-                )));
-            }
-        }
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        let results = self
-            .lanes
-            .iter()
-            .zip(queries)
-            .map(|(lane, q)| lane.result(q, &mut self.scratch))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.on_card = loaded;
         Ok(results)
     }
+
+    /// One kernel run over `queries` (searches `first..` of the call): stage the codebooks
+    /// it needs, the jobs and the lanes, start, wait, read every job's results.
+    fn run_once(
+        &mut self,
+        first: usize,
+        queries: &[HeadQuery<'_>],
+    ) -> Result<Vec<QueryResult>, RuntimeError> {
+        let load = self.codebooks.stage(
+            queries.iter().map(|q| q.slot),
+            &self.slots,
+            &mut self.scratch,
+        )?;
+        let layout = self.acc.derived().layout;
+        let striping = self.striping;
+        // Each search's code words: exactly the ceil(n_tokens / tokens_per_beat) beats the
+        // kernel reads.
+        let words = queries
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                let need = layout.beats_for(q.n_tokens) * layout.words_per_beat();
+                q.beats.get(..need).ok_or_else(|| {
+                    fault(format!(
+                        "search {} (slot {}) holds {} code words, {need} needed",
+                        first + i,
+                        q.slot,
+                        q.beats.len()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let sizes: Vec<(usize, usize)> = queries
+            .iter()
+            .map(|q| (layout.beats_for(q.n_tokens), q.n_tokens.min(q.k)))
+            .collect();
+        let (places, lanes) = place(&sizes, &self.args.lane_align, striping);
+
+        // The checks bound n_tokens by max_tokens and k by k_max, both u32.
+        let scalar = |v: usize, name: &str| {
+            u32::try_from(v).map_err(|_| fault(format!("{name} = {v} does not fit 32 bits")))
+        };
+        self.scratch.clear();
+        for (q, p) in queries.iter().zip(&places) {
+            let head = self.codebooks.head(q.slot) as u32;
+            let (n, k) = (scalar(q.n_tokens, "n_tokens")?, scalar(q.k, "k")?);
+            push_job(&mut self.scratch, n, k, head, p, q.query);
+        }
+        grow(
+            &self.device,
+            &mut self.jobs,
+            self.scratch.len(),
+            self.args.jobs.group,
+        )?;
+        self.jobs.upload(&self.scratch)?;
+
+        // Per lane and stripe, one image of the bytes the run uses: stripe 0's from 0 (the
+        // result headers set to UNANSWERED, then its beats), the others' from the first
+        // beat. Every stripe buffer is grown to the lane's end, so each job's codes offset
+        // lies inside all of them.
+        for (e, span) in lanes.iter().enumerate() {
+            if span.end == 0 {
+                continue;
+            }
+            for s in 0..striping.count {
+                let base = if s == 0 { 0 } else { span.code_start };
+                self.scratch.clear();
+                self.scratch.resize(span.end - base, 0);
+                for (p, w) in places.iter().zip(&words).filter(|(p, _)| p.lane == e) {
+                    if s == 0 {
+                        self.scratch[p.out..p.out + 8].copy_from_slice(&UNANSWERED.to_le_bytes());
+                    }
+                    stage_codes(&mut self.scratch, base, s, striping, p, w);
+                }
+                grow(
+                    &self.device,
+                    &mut self.lanes[e][s],
+                    span.end,
+                    self.args.lanes[e][s].group,
+                )?;
+                self.lanes[e][s].upload_at(base, &self.scratch)?;
+            }
+        }
+
+        self.start(queries.len(), load)?;
+        let state = self.run.wait();
+        if state != STATE_COMPLETED {
+            return Err(fault(format!(
+                "xrtRunWait: the run of searches {first}..{} ended in state {state} ({})",
+                first + queries.len(),
+                state_name(state)
+            )));
+        }
+        if load {
+            self.codebooks.loaded();
+        }
+
+        // Every lane's result areas (in its stripe 0 buffer), one after the other, then
+        // decoded in call order so an error names the first search that has one.
+        let mut base = vec![0; lanes.len()];
+        self.scratch.clear();
+        for (e, span) in lanes.iter().enumerate() {
+            base[e] = self.scratch.len();
+            self.scratch.resize(base[e] + span.out_end, 0);
+            self.lanes[e][0].download(&mut self.scratch[base[e]..])?;
+        }
+        queries
+            .iter()
+            .zip(&places)
+            .enumerate()
+            .map(|(i, (q, p))| {
+                let at = base[p.lane] + p.out;
+                decode(&self.scratch[at..at + 8 * (1 + p.count)], q.n_tokens, q.k)
+                    .map_err(|e| fault(format!("search {} (slot {}): {e}", first + i, q.slot)))
+            })
+            .collect()
+    }
+
+    /// Sets every argument of the run and starts it; `load` makes the kernel read the
+    /// codebooks before the jobs.
+    fn start(&self, n_jobs: usize, load: bool) -> Result<(), RuntimeError> {
+        let (r, a) = (&self.run, &self.args);
+        r.set_buffer(a.codebooks.id, &a.codebooks.name, self.codebooks.bo())?;
+        r.set_buffer(a.jobs.id, &a.jobs.name, &self.jobs)?;
+        for (arg, bo) in a.lanes.iter().flatten().zip(self.lanes.iter().flatten()) {
+            r.set_buffer(arg.id, &arg.name, bo)?;
+        }
+        // `search` refuses more than MAX_JOBS searches, so the count fits.
+        r.set_scalar(a.n_jobs.id, &a.n_jobs.name, n_jobs as u32)?;
+        r.set_scalar(a.load_codebook.id, &a.load_codebook.name, u32::from(load))?;
+        r.start()
+    }
+}
+
+/// Replaces `bo` by a buffer of at least `need` bytes when it is smaller: doubling, since
+/// contexts grow a token per step.
+fn grow(device: &XrtHandle, bo: &mut Bo, need: usize, group: u32) -> Result<(), RuntimeError> {
+    if need > bo.size {
+        *bo = Bo::alloc(device, need.max(2 * bo.size), group)?;
+    }
+    Ok(())
 }
 
 impl Device for XrtDevice {
@@ -236,33 +382,34 @@ impl Device for XrtDevice {
 
     fn load_codebook(&mut self, slot: usize, codebook: QuantCodebook) -> Result<(), RuntimeError> {
         checks::codebook(&self.acc, slot, &codebook)?;
-        // Logical order of the (M, K, SUB) array is the kernel's [m][c][j].
-        let bytes: Vec<u8> = codebook
-            .values
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        // A new buffer, so a failing upload leaves the slot's previous codebook in place.
-        let bo = Bo::alloc(&self.device, bytes.len(), self.args.codebook.group)?;
-        bo.upload(&bytes)?;
-        if self.codebooks.len() <= slot {
-            self.codebooks.resize(slot + 1, None);
-            self.codebook_bos.resize_with(slot + 1, || None);
+        // Sent now, so a decoding step whose slots fit the heads sends no codebook. On
+        // `Err` the slot keeps its previous codebook (the region is rewritten when read).
+        self.codebooks.write(slot, &codebook, &mut self.scratch)?;
+        if self.slots.len() <= slot {
+            self.slots.resize(slot + 1, None);
         }
-        self.codebooks[slot] = Some(codebook);
-        self.codebook_bos[slot] = Some(bo);
-        if self.on_card == Some(slot) {
-            self.on_card = None;
-        }
+        self.slots[slot] = Some(codebook);
+        self.codebooks.replaced(slot);
         Ok(())
     }
 
     fn search(&mut self, queries: &[HeadQuery<'_>]) -> Result<Vec<QueryResult>, RuntimeError> {
-        checks::searches(&self.acc, &self.codebooks, queries)?;
+        if queries.len() > MAX_JOBS as usize {
+            return Err(RuntimeError::Shape {
+                what: "searches in one call".into(),
+                found: queries.len().to_string(),
+                expected: format!("at most {MAX_JOBS} (alveo::MAX_JOBS, the kernel's n_jobs)"),
+            });
+        }
+        checks::searches(&self.acc, &self.slots, queries)?;
+        if queries.is_empty() {
+            return Ok(Vec::new());
+        }
         let outcome = self.run_layer(queries);
         if outcome.is_err() {
-            // Which codebook the kernel holds after a failed call is unknown.
-            self.on_card = None;
+            // What the kernel holds after a failed run is unknown (a codebook read may
+            // have failed half way): the next run loads the codebooks again.
+            self.codebooks.forget();
         }
         outcome
     }
