@@ -373,13 +373,19 @@ pub fn kernel_args(engines: u32, stripes: u32) -> Vec<KernelArg> {
                      each job, at the job's codes offset)"
                 )
             };
+            // Stripes past 0 are only read.
+            let hls_type = if st == 0 {
+                "uint64_t*"
+            } else {
+                "const uint64_t*"
+            };
             args.push(arg(
                 &engine_arg(e, st),
                 id,
                 Buffer,
                 Some(&master),
                 "unsigned long*",
-                "uint64_t*",
+                hls_type,
                 &doc,
             ));
             id += 1;
