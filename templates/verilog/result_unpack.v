@@ -1,7 +1,7 @@
 {{ header }}
 // result_unpack: the engine's result beats (up to {{ res_lanes }} results, ascending token index) as one
-// result per cycle, for a consumer that takes one at a time (the board's UART, the Alveo
-// kernel's 64-bit result writer). A beat is taken when the unit is empty or sends its
+// result per cycle, for a consumer that takes one at a time (the board's UART). A beat is
+// taken when the unit is empty or sends its
 // beat's last result, so a stream of beats leaves without bubbles.
 `default_nettype none
 

@@ -247,7 +247,9 @@ fn memory_errors(acc: &Accelerator, seed: u64) -> Result<usize, String> {
         n: 0,
     };
     let job_bytes = 4 * u64::from(job_words(c.pq.head_dim));
-    // (what, where, code, jobs with a read error, jobs with a write error)
+    // (what, where, code, jobs with a read error, jobs with a write error, whether the
+    // fault's burst may also hold earlier jobs' words: the job stream's bursts do, so the
+    // flagged jobs may start earlier than the first listed, and run to the end)
     let all: Vec<usize> = (0..n_jobs).collect();
     let cases = [
         (
@@ -256,6 +258,7 @@ fn memory_errors(acc: &Accelerator, seed: u64) -> Result<usize, String> {
             axi::SLVERR,
             vec![0],
             vec![],
+            false,
         ),
         (
             "DECERR on the codebooks' first word",
@@ -266,6 +269,7 @@ fn memory_errors(acc: &Accelerator, seed: u64) -> Result<usize, String> {
             axi::DECERR,
             all.clone(),
             vec![],
+            false,
         ),
         (
             "SLVERR on job 1's n_tokens word",
@@ -276,6 +280,7 @@ fn memory_errors(acc: &Accelerator, seed: u64) -> Result<usize, String> {
             axi::SLVERR,
             (1..n_jobs).collect(),
             vec![],
+            true,
         ),
         (
             "SLVERR on job 0's first result write",
@@ -286,6 +291,7 @@ fn memory_errors(acc: &Accelerator, seed: u64) -> Result<usize, String> {
             axi::SLVERR,
             vec![],
             vec![0],
+            false,
         ),
     ];
     let call = KernelCall {
@@ -293,17 +299,16 @@ fn memory_errors(acc: &Accelerator, seed: u64) -> Result<usize, String> {
         jobs: &jobs,
     };
     let mut checked = 0;
-    for (what, at, resp, read_bad, write_bad) in cases {
+    for (what, at, resp, read_bad, write_bad, burst_wide) in cases {
         sim.inject(Fault { at, resp })
             .map_err(|e| format!("{name}: {e}"))?;
         let bad = sim
             .call(&call)
             .map_err(|e| format!("{name}, {what}: {e}"))?;
-        // Errors strike whole bursts, and a job stream burst holds the jobs before the bad
-        // word too: from the first flagged job on, every later one is flagged (the error is
-        // sticky for the call), so a job stream fault may flag earlier jobs of its burst.
+        // Errors strike whole bursts and a job stream error is sticky for the call: from the
+        // first flagged job on, every later one is flagged.
         let first_flagged = bad.jobs.iter().position(|o| o.read_error);
-        let read_bad: Vec<usize> = match (what.contains("n_tokens word"), first_flagged) {
+        let read_bad: Vec<usize> = match (burst_wide, first_flagged) {
             (true, Some(f)) if f <= read_bad[0] => (f..n_jobs).collect(),
             _ => read_bad,
         };

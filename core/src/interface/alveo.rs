@@ -352,7 +352,7 @@ pub fn kernel_args(engines: u32, stripes: u32) -> Vec<KernelArg> {
             "const int32_t*",
             "n_jobs x (8 + head_dim) int32 words: n_tokens, k, head, 0, codes offset (lo, hi), \
              out offset (lo, hi), then the head_dim quantized query integers; job j runs on \
-             engine j % engines, its offsets are bytes into lane(j % engines)",
+             engine j % engines, its offsets are bytes into that engine's lane buffers",
         ),
     ];
     let mut id = 2;

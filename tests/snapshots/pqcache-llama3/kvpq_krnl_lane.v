@@ -132,7 +132,11 @@ module kvpq_krnl_lane (
     wire [63:0]   j_out    = jq_head[CW + KW + 96 +: 64];
     wire          j_req    = jq_head[JW-2];
     wire          j_rd_err = jq_head[JW-1];
-    wire [KW-1:0] j_count  = ({ 4'd0, j_k } < j_n) ? j_k : j_n[KW-1:0];
+    // min(k, n): the results the engine returns for the job (at most k, so KW bits).
+    wire [31:0]   j_min    = ({ {(32-KW){1'b0}}, j_k } < { {(32-CW){1'b0}}, j_n })
+                           ? { {(32-KW){1'b0}}, j_k } : { {(32-CW){1'b0}}, j_n };
+    wire [KW-1:0] j_count  = j_min[KW-1:0];
+    wire          unused_min = &j_min[31:KW];
 
     // ------------------------------------------------------------------ engine
     wire                start;

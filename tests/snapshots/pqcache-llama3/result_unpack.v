@@ -3,8 +3,8 @@
 // units: macs=32 lanes=42 topk=select k_max=8192 radix_bits=6 | engine: max_tokens=131072 beat_bits=512 | target: u55c @ 250 MHz
 // widths: acc=22 lut=16 score=17 shift=3 index=17 count=18 k=14
 // result_unpack: the engine's result beats (up to 8 results, ascending token index) as one
-// result per cycle, for a consumer that takes one at a time (the board's UART, the Alveo
-// kernel's 64-bit result writer). A beat is taken when the unit is empty or sends its
+// result per cycle, for a consumer that takes one at a time (the board's UART). A beat is
+// taken when the unit is empty or sends its
 // beat's last result, so a stream of beats leaves without bubbles.
 `default_nettype none
 
