@@ -9,6 +9,10 @@ Element types: keys and values are float32, float16 or bfloat16 (DLPack, e.g.
 ``torch.bfloat16``; numpy has no bfloat16, so an index created with ``dtype="bf16"`` also
 takes numpy uint16 arrays holding bfloat16 bits, e.g. ``t.view(torch.uint16).numpy()``).
 float64 is refused rather than silently copied: call ``.astype(numpy.float32)``.
+
+On the GPU: an index created with ``device="gpu"`` also takes CUDA queries in ``select``
+(DLPack device type 2, e.g. a torch CUDA tensor) and returns a :class:`GpuSelection` that
+stays on the GPU; every other argument stays on the host.
 """
 
 from __future__ import annotations
@@ -28,9 +32,12 @@ PathLike = Union[str, "os.PathLike[str]"]
 __version__: str
 
 def backends() -> list[str]:
-    """The device backends built into this module: ``cpu`` and ``xrt`` always, ``board`` and
-    ``sim`` when built with those cargo features (``maturin build --features board``);
-    naming a missing one raises :class:`kvpq.DeviceUnavailableError`."""
+    """The device backends built into this module: ``cpu`` and ``xrt`` always, ``gpu`` in
+    the wheel (cargo feature ``cuda``: it builds and imports without CUDA, the driver is
+    loaded when a ``gpu`` device opens), ``board`` and ``sim`` when built with those cargo
+    features (``maturin build --features board``); naming a missing one raises
+    :class:`kvpq.DeviceUnavailableError`. A backend listed here may still be unavailable on
+    this machine (no GPU, no XRT): opening it then raises the same error with the reason."""
 
 class Accelerator:
     """A validated accelerator description (the TOML files of ``examples/``): PQ shape,
@@ -157,6 +164,54 @@ class HeadCodes:
     def stream_tokens(self) -> int:
         """Tokens in the stream (the context minus the sinks)."""
 
+class GpuSelection:
+    """A layer's selection for CUDA queries, left on the GPU: token ids
+    ``(kv_heads, sink + topk + local)``, each row ascending, as ``select`` returns for host
+    queries. A DLPack producer: ``torch.from_dlpack(sel)`` is an int32 CUDA tensor sharing
+    its memory (no copy; ids are below 2**31). The memory is freed when this object and
+    every tensor made from it are gone (the GPU context stays alive meanwhile, also after
+    the index is dropped).
+
+    Streams: kvpq's kernels run on kvpq's own stream. ``__dlpack__(stream=s)`` makes the
+    consumer's stream ``s`` wait for them on the GPU (an event; the host does not wait and
+    the device is not synchronized); ``torch.from_dlpack`` passes torch's current stream. When
+    the tensor is released, kvpq waits (on the GPU) for the work queued on ``s`` so far
+    before the memory is freed and reused: use the tensor on ``s`` (torch's current stream at
+    import), or order other streams yourself, and keep ``s`` alive as long as the tensor."""
+
+    def __dlpack__(
+        self,
+        *,
+        stream: int | None = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: tuple[int, int] | None = None,
+        copy: bool | None = None,
+    ) -> Any:
+        """A DLPack capsule (``dltensor_versioned`` when ``max_version >= (1, 0)``, else
+        ``dltensor``) of the ids, int32 ``(kv_heads, per_head)`` row-major on the GPU.
+        ``stream``: ``None`` or ``1`` the legacy default stream, ``2`` the per-thread default
+        stream, ``-1`` no synchronization, else a ``cudaStream_t`` handle; ``0`` raises
+        ``ValueError``. ``copy=True`` exports a copy in new memory; ``dl_device`` other than
+        :meth:`__dlpack_device__` raises ``BufferError``."""
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """``(2, ordinal)``: kDLCUDA and the GPU's device id."""
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(kv_heads, sink + topk + local)``."""
+    @property
+    def dtype(self) -> str:
+        """``"int32"``."""
+    @property
+    def device(self) -> int:
+        """The GPU's ordinal (``cuda:<device>``)."""
+    @property
+    def split(self) -> dict[str, int]:
+        """How the policy split the context: ``tokens``, ``sink``, ``local``, ``middle`` and
+        ``topk`` (as :meth:`Accelerator.policy_split`)."""
+    def to_host(self) -> npt.NDArray[np.int64]:
+        """A host copy, int64 numpy ``(kv_heads, per_head)`` (what ``select`` returns for
+        host queries); waits for kvpq's stream."""
+
 class Index:
     """The retrieval index of one model (PQCache-style): for ``layers`` x ``kv_heads`` it
     stores keys and values (the host KV store), trains PQ codebooks at prefill in the
@@ -190,16 +245,19 @@ class Index:
         :param dtype: element type of the KV store: ``"f32"``, ``"f16"`` or ``"bf16"``
             (``numpy.float16``, ``torch.bfloat16`` and the like work too).
         :param device: the backend, or a list of backends to spread the model over (e.g.
-            ``["cpu", "cpu"]``); see :func:`backends`. ``cpu`` runs on the host; ``xrt``
-            (an Alveo card), ``board`` (a ULX3S over its UART) and ``sim`` (the Verilator
-            model) open a generated folder, checked like :func:`open_folder` and required to
-            be generated from ``config``.
+            ``["cpu", "cpu"]``); see :func:`backends`. ``cpu`` runs on the host; ``gpu`` on
+            an NVIDIA GPU (CUDA driver and NVRTC loaded at run time; without them, or
+            without a GPU, :class:`kvpq.DeviceUnavailableError` says why), bit-exact with
+            ``cpu``, and makes ``select`` take CUDA queries; ``xrt`` (an Alveo card),
+            ``board`` (a ULX3S over its UART) and ``sim`` (the Verilator model) open a
+            generated folder, checked like :func:`open_folder` and required to be generated
+            from ``config``.
         :param path: the generated folder of ``xrt``, ``board`` and ``sim`` (default: the
-            path of ``config`` when it is a :class:`Folder`); ``cpu`` takes none.
-        :param device_options: backend options: ``xrt``: ``library`` (libxrt_coreutil
-            path), ``device_index`` (card), ``xclbin``, ``kernel`` (``"rtl"`` or
-            ``"hls"``); ``board``: ``port`` (e.g. ``"/dev/ttyUSB0"``, required); ``cpu``
-            and ``sim``: none.
+            path of ``config`` when it is a :class:`Folder`); ``cpu`` and ``gpu`` take none.
+        :param device_options: backend options: ``gpu``: ``ordinal`` (CUDA device id,
+            default 0); ``xrt``: ``library`` (libxrt_coreutil path), ``device_index``
+            (card), ``xclbin``, ``kernel`` (``"rtl"`` or ``"hls"``); ``board``: ``port``
+            (e.g. ``"/dev/ttyUSB0"``, required); ``cpu`` and ``sim``: none.
         :param capacity: tokens per layer the store holds (allocated per layer at its
             prefill); default ``sink_tokens + engine.max_tokens``.
         :param sharding: with several devices, ``"layers"`` (layer ``l`` on device
@@ -218,7 +276,7 @@ class Index:
         ``layer`` and encodes them (waiting for the prefill's training). Releases the GIL."""
     def select(
         self, layer: int, queries: ArrayLike, k: int | None = None
-    ) -> npt.NDArray[np.int64]:
+    ) -> npt.NDArray[np.int64] | GpuSelection:
         """The tokens ``layer`` attends at this step for ``queries``
         ``(kv_heads * gqa_group, head_dim)`` (float32; float16 and bfloat16 are widened):
         per KV head the sinks, the top-k of the middle by PQ score and the local window.
@@ -226,7 +284,16 @@ class Index:
         Returns int64 ``(kv_heads, sink + topk + local)``, each row ascending: int64 is what
         ``torch.index_select``/``torch.gather`` take (``torch.from_numpy(ids)`` shares it).
         ``k`` overrides the policy's top-k; more than the middle holds raises
-        :class:`kvpq.InputError` (kind ``"budget"``). Releases the GIL."""
+        :class:`kvpq.InputError` (kind ``"budget"``). Releases the GIL.
+
+        CUDA queries (an object whose ``__dlpack_device__`` is CUDA, e.g. a torch CUDA
+        tensor, rows contiguous) need an index with a ``gpu`` device on the same GPU (else
+        :class:`kvpq.InputError`, kind ``"device"``): the selection runs there (the index's
+        first ``gpu`` device) and comes back as a :class:`GpuSelection` on the GPU, equal to
+        the host result (``torch.from_dlpack(sel)``: int32). The query is asked for on a
+        stream of kvpq's (``__dlpack__(stream=...)``), so it is read after the work that
+        wrote it without synchronizing the device; the call waits for that copy (queries are
+        quantized on the host), not for the selection."""
     def gather(
         self,
         layer: int,

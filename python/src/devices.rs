@@ -1,8 +1,9 @@
 //! Opening devices by backend name: the one place a backend is added. `cpu` needs nothing;
-//! `xrt`, `board` and `sim` open a generated folder (the `path` argument, else the checked
-//! `Folder` the index was built from), which must have been generated from the index's
-//! description, with backend options from a dict. `board` and `sim` are cargo features of
-//! this crate (`maturin build --features board`): without them they are unavailable.
+//! `gpu` opens an NVIDIA GPU by ordinal; `xrt`, `board` and `sim` open a generated folder
+//! (the `path` argument, else the checked `Folder` the index was built from), which must
+//! have been generated from the index's description, with backend options from a dict.
+//! `gpu` (feature `cuda`), `board` and `sim` are cargo features of this crate (`maturin
+//! build --features board`): without them they are unavailable.
 
 use std::path::{Path, PathBuf};
 
@@ -16,11 +17,30 @@ use pyo3::types::{PyDict, PyDictMethods};
 use crate::errors::{input_error, runtime_error, IntoPyResult};
 
 /// Every backend name kvpq knows.
-const ALL: &[&str] = &["cpu", "xrt", "board", "sim"];
+const ALL: &[&str] = &["cpu", "xrt", "gpu", "board", "sim"];
+
+/// An index's `gpu` device, which `select` also reaches directly for CUDA queries.
+#[cfg(feature = "cuda")]
+pub(crate) type GpuHandle = crate::gpu::GpuHandle;
+/// No `gpu` device without the `cuda` feature.
+#[cfg(not(feature = "cuda"))]
+#[derive(Clone)]
+pub(crate) enum GpuHandle {}
+
+#[cfg(not(feature = "cuda"))]
+impl GpuHandle {
+    /// As the `cuda` feature's (never called: there is no handle).
+    pub(crate) fn keep_context(&self) {
+        match *self {}
+    }
+}
 
 /// The backends built into this module.
 pub(crate) fn built() -> Vec<&'static str> {
     let mut names = vec!["cpu", "xrt"];
+    if cfg!(feature = "cuda") {
+        names.push("gpu");
+    }
     if cfg!(feature = "board") {
         names.push("board");
     }
@@ -120,15 +140,27 @@ fn folder_for(
     Ok((dir.to_path_buf(), shape))
 }
 
+/// Errs when a device that opens no folder is given a path.
+fn no_path(name: &str, path: Option<&Path>) -> PyResult<()> {
+    match path {
+        Some(p) => Err(input_error(
+            "device",
+            format!("the {name} device takes no path (got {})", p.display()),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Opens one device of backend `name` on `path` (the caller's), else `folder` (the checked
-/// folder the description came from, which `cpu` ignores).
+/// folder the description came from, which `cpu` and `gpu` ignore). A `gpu` device also
+/// comes back as its handle.
 pub(crate) fn open(
     name: &str,
     acc: &Accelerator,
     path: Option<&Path>,
     folder: Option<&Path>,
     options: Option<&Bound<'_, PyDict>>,
-) -> PyResult<Box<dyn Device>> {
+) -> PyResult<(Box<dyn Device>, Option<GpuHandle>)> {
     let mut opts = Options {
         backend: name,
         dict: options,
@@ -136,14 +168,17 @@ pub(crate) fn open(
     };
     let device: Box<dyn Device> = match name {
         "cpu" => {
-            if let Some(p) = path {
-                return Err(input_error(
-                    "device",
-                    format!("the cpu device takes no path (got {})", p.display()),
-                ));
-            }
+            no_path(name, path)?;
             opts.finish()?;
             Box::new(CpuDevice::new(acc.clone()))
+        }
+        #[cfg(feature = "cuda")]
+        "gpu" => {
+            no_path(name, path)?;
+            let ordinal = opts.u32("ordinal")?.unwrap_or(0) as usize;
+            opts.finish()?;
+            let (handle, device) = GpuHandle::open(acc, ordinal).py_err()?;
+            return Ok((device, Some(handle)));
         }
         "xrt" => {
             let kernel = match opts.string("kernel")?.as_deref() {
@@ -188,13 +223,18 @@ pub(crate) fn open(
             Box::new(kvpq_runtime::backends::sim::SimDevice::open(&dir, &shape).py_err()?)
         }
         _ if ALL.contains(&name) => {
+            let (backend, feature) = match name {
+                "gpu" => ("gpu", "cuda"),
+                "board" => ("board", "board"),
+                _ => ("sim", "sim"),
+            };
             return Err(runtime_error(RuntimeError::Unavailable {
-                backend: if name == "board" { "board" } else { "sim" },
+                backend,
                 reason: format!(
                     "not built into this kvpq module: build it with `maturin build \
-                     --features {name}` (python/)"
+                     --features {feature}` (python/)"
                 ),
-            }))
+            }));
         }
         _ => {
             return Err(input_error(
@@ -206,5 +246,5 @@ pub(crate) fn open(
             ))
         }
     };
-    Ok(device)
+    Ok((device, None))
 }

@@ -1,8 +1,10 @@
 //! `kvpq.Index`: the runtime's retrieval index for a Python decoding loop. Arrays come in as
 //! numpy arrays or DLPack tensors without a copy; every call that waits or works (prefill,
 //! append, select, gather, training waits) releases the GIL, so threads can serve different
-//! layers at once.
+//! layers at once. An index with a `gpu` device also selects for CUDA queries and leaves
+//! the selection on the GPU (`gpu.rs`).
 
+use std::mem::ManuallyDrop;
 use std::path::PathBuf;
 
 use half::{bf16, f16};
@@ -16,7 +18,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
 use crate::accelerator::Accelerator;
-use crate::devices;
+use crate::devices::{self, GpuHandle};
+use crate::dlpack;
 use crate::errors::{input_error, IntoPyResult};
 use crate::folder::Folder;
 use crate::tensor::{Elem, Strided, Tensor};
@@ -117,7 +120,22 @@ impl HeadCodes {
 /// training=None)`; the stubs (kvpq/_kvpq.pyi) document every argument.
 #[pyclass(module = "kvpq", frozen)]
 pub struct Index {
-    inner: CoreIndex,
+    inner: ManuallyDrop<CoreIndex>,
+    /// The first `gpu` device, shared with `inner`: `select` on CUDA queries runs on it.
+    gpu: ManuallyDrop<Option<GpuHandle>>,
+}
+
+impl Drop for Index {
+    fn drop(&mut self) {
+        // Freeing GPU buffers and the GPU's context binds it to this thread: bind back the
+        // thread's own (a PyTorch thread's current device) afterwards.
+        let _keep = self.gpu.as_ref().map(GpuHandle::keep_context);
+        // SAFETY: dropped once, here; not used after.
+        unsafe {
+            ManuallyDrop::drop(&mut self.inner);
+            ManuallyDrop::drop(&mut self.gpu);
+        }
+    }
 }
 
 /// Which write a key/value call makes.
@@ -265,7 +283,12 @@ impl Index {
     /// The memory of `t` as `T`: float32, float16, bfloat16 (DLPack), or uint16 holding
     /// bfloat16 bits when the index stores bf16.
     fn float_elem(&self, t: &Tensor<'_>) -> PyResult<DType> {
-        match t.elem() {
+        self.float_type(t.elem(), t.what)
+    }
+
+    /// [`Self::float_elem`] of an element type; `what` names the argument.
+    fn float_type(&self, elem: Elem, what: &str) -> PyResult<DType> {
+        match elem {
             Elem::F32 => Ok(DType::F32),
             Elem::F16 => Ok(DType::F16),
             Elem::Bf16 => Ok(DType::Bf16),
@@ -274,7 +297,7 @@ impl Index {
                 "dtype",
                 format!(
                     "{}: dtype {} is not supported: pass float32, float16 or bfloat16{}",
-                    t.what,
+                    what,
                     other.name(),
                     if self.store_dtype() == DType::Bf16 {
                         " (or uint16 holding bfloat16 bits)"
@@ -397,6 +420,48 @@ impl Index {
     }
 }
 
+impl Index {
+    /// `select` on queries in the memory of CUDA device `device_id`: on the index's `gpu`
+    /// device, with the selection left there.
+    fn select_cuda<'py>(
+        &self,
+        py: Python<'py>,
+        layer: usize,
+        queries: &Bound<'py, PyAny>,
+        device_id: i32,
+        k: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Some(gpu) = self.gpu.as_ref() else {
+            return Err(input_error(
+                "device",
+                format!(
+                    "queries: a CUDA tensor (device {device_id}), but this index selects on \
+                     {:?}{}: create it with device=\"gpu\" to select on the GPU (the ids stay \
+                     there), or pass queries.cpu()",
+                    self.inner.device_names(),
+                    if cfg!(feature = "cuda") {
+                        ""
+                    } else {
+                        " and this kvpq module has no gpu backend (maturin build --features cuda)"
+                    }
+                ),
+            ));
+        };
+        #[cfg(feature = "cuda")]
+        {
+            let sel = gpu.select(py, &self.inner, layer, queries, k, |e| {
+                self.float_type(e, "queries")
+            })?;
+            Ok(Bound::new(py, sel)?.into_any())
+        }
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = (py, layer, queries, k);
+            match *gpu {}
+        }
+    }
+}
+
 /// `select` or `select_k`.
 fn select(
     index: &CoreIndex,
@@ -467,12 +532,16 @@ impl Index {
         if let Some(t) = training {
             opts = opts.with_training(t.get().options());
         }
-        let devices = names
-            .iter()
-            .map(|n| devices::open(n, &acc, path.as_deref(), folder.as_deref(), device_options))
-            .collect::<PyResult<Vec<_>>>()?;
+        let (mut devices, mut gpu) = (Vec::with_capacity(names.len()), None);
+        for n in &names {
+            let (device, handle) =
+                devices::open(n, &acc, path.as_deref(), folder.as_deref(), device_options)?;
+            devices.push(device);
+            gpu = gpu.or(handle);
+        }
         Ok(Self {
-            inner: CoreIndex::new(acc, opts, devices).py_err()?,
+            inner: ManuallyDrop::new(CoreIndex::new(acc, opts, devices).py_err()?),
+            gpu: ManuallyDrop::new(gpu),
         })
     }
 
@@ -498,7 +567,8 @@ impl Index {
         self.write(py, Write::Append, layer, keys, values)
     }
 
-    /// The token ids `layer` attends for `queries`, int64 `(kv_heads, len_per_head)`.
+    /// The token ids `layer` attends for `queries`, int64 `(kv_heads, len_per_head)`; for
+    /// CUDA queries, a `GpuSelection` on the GPU.
     #[pyo3(signature = (layer, queries, k=None))]
     fn select<'py>(
         &self,
@@ -506,7 +576,7 @@ impl Index {
         layer: i64,
         queries: &Bound<'py, PyAny>,
         k: Option<i64>,
-    ) -> PyResult<Bound<'py, PyArray2<i64>>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let layer = self.layer_arg(layer)?;
         let k = k
             .map(|k| {
@@ -514,6 +584,11 @@ impl Index {
                     .map_err(|_| input_error("budget", format!("k = {k} is negative")))
             })
             .transpose()?;
+        if let Some(device) = dlpack::device_of(queries)? {
+            if device.device_type == dlpack::CUDA {
+                return self.select_cuda(py, layer, queries, device.device_id, k);
+            }
+        }
         let q = Tensor::extract(queries, "queries")?;
         q.expect_ndim(2, "(kv_heads x gqa_group, head_dim)")?;
         let sel = match self.float_elem(&q)? {
@@ -524,7 +599,7 @@ impl Index {
         let ids: Vec<i64> = sel.ids().iter().map(|&t| i64::from(t)).collect();
         let ids = Array2::from_shape_vec((sel.kv_heads(), sel.len_per_head()), ids)
             .map_err(|e| input_error("internal", e.to_string()))?;
-        Ok(PyArray2::from_owned_array(py, ids))
+        Ok(PyArray2::from_owned_array(py, ids).into_any())
     }
 
     /// Copies the keys and values of `ids` of `layer`; returns `(keys, values)`.

@@ -1,6 +1,7 @@
 """A minimal DLPack producer written with ctypes, to test the protocol without torch: it
-exports a numpy buffer as any DLPack dtype (bfloat16 included), device, version and
-read-only flag, and records when its capsule is released."""
+exports a numpy buffer as any DLPack dtype (bfloat16 included), device (a CUDA one too, to
+test refusals without a GPU: nothing may read its memory as GPU memory), version and
+read-only flag, and records the consumer's ``stream`` argument of every export."""
 
 from __future__ import annotations
 
@@ -65,28 +66,31 @@ CPU, CUDA = 1, 2
 
 class Producer:
     """Exports ``array``'s memory as a DLPack tensor of ``dtype`` (code, bits), e.g. uint16
-    bits as bfloat16. The capsules have no destructor: this object owns every struct, and
-    ``exports`` counts the capsules handed out."""
+    bits as bfloat16, on DLPack device ``(device, device_id)``. The capsules have no
+    destructor: this object owns every struct; ``exports`` counts the capsules handed out
+    and ``streams`` lists the ``stream`` argument of each."""
 
     def __init__(self, array, dtype=BFLOAT, device=CPU, versioned=True, read_only=False,
-                 null_strides=False):
+                 null_strides=False, device_id=0):
         self.array = array
-        self.dtype, self.device = dtype, device
+        self.dtype, self.device, self.device_id = dtype, device, device_id
         self.versioned, self.read_only = versioned, read_only
         self.null_strides = null_strides
         self.exports = 0
+        self.streams = []
         self._keep = []
 
     def __dlpack_device__(self):
-        return (self.device, 0)
+        return (self.device, self.device_id)
 
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        self.streams.append(stream)
         a = self.array
         shape = (ctypes.c_int64 * a.ndim)(*a.shape)
         strides = (ctypes.c_int64 * a.ndim)(*(s // a.itemsize for s in a.strides))
         t = DLTensor(
             data=a.ctypes.data,
-            device=DLDevice(self.device, 0),
+            device=DLDevice(self.device, self.device_id),
             ndim=a.ndim,
             dtype=DLDataType(self.dtype[0], self.dtype[1], 1),
             shape=ctypes.cast(shape, c_int64_p),

@@ -156,8 +156,8 @@ def test_devices_and_options(acc):
     if "board" not in kvpq.backends():
         with raises("unavailable", "board device unavailable: not built into this kvpq module", kvpq.DeviceUnavailableError):
             kvpq.Index(acc, 1, 1, device=["cpu", "board"])
-    with raises("device", r"unknown device \"gpu\": expected one of cpu, xrt, board, sim"):
-        kvpq.Index(acc, 1, 1, device="gpu")
+    with raises("device", r"unknown device \"tpu\": expected one of cpu, xrt, gpu, board, sim"):
+        kvpq.Index(acc, 1, 1, device="tpu")
     with raises("device", "the cpu device takes no path"):
         kvpq.Index(acc, 1, 1, path="/tmp")
     with raises("device", "device option \"threads\" is not one the cpu device reads"):

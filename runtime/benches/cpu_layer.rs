@@ -70,6 +70,7 @@ fn layer(c: &mut Criterion) {
                 beats,
                 n_tokens: n,
                 k,
+                stream: None,
             })
             .collect();
         let goldens: Vec<GoldenEngine> = heads

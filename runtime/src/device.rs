@@ -18,6 +18,12 @@ pub struct HeadQuery<'a> {
     pub n_tokens: usize,
     /// Results wanted.
     pub k: usize,
+    /// Identifies the code stream for devices that keep codes resident (`gpu`): a search
+    /// with the same `slot` and `Some(stream)` as the slot's previous one promises that
+    /// `beats` extends that search's beats (every word before its last beat unchanged, the
+    /// last beat possibly filled further), so only the new words are copied. `None` makes
+    /// no promise: the device takes all of `beats`. The index passes its training stamp.
+    pub stream: Option<u64>,
 }
 
 /// A retrieval device: holds integer codebooks in numbered slots and answers a whole

@@ -12,6 +12,8 @@
 
 pub mod backends;
 mod checks;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod device;
 mod error;
 pub mod index;
@@ -22,7 +24,7 @@ pub mod store;
 pub use checks::MAX_SLOTS;
 pub use device::{Device, HeadQuery};
 pub use error::RuntimeError;
-pub use index::{HeadCodes, Index, IndexOptions, Sharding, TrainingOptions};
+pub use index::{HeadCodes, Index, IndexOptions, LayerSearches, Sharding, TrainingOptions};
 pub use open::{open_folder, Folder, ModelShape};
 pub use selection::{Selection, Split};
 pub use store::{DType, Element, KvStore};

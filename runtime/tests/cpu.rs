@@ -94,6 +94,7 @@ fn layers_match_the_golden_model_on_every_scoring_path() {
                 beats: &h.beats,
                 n_tokens: n,
                 k,
+                stream: None,
             })
             .collect();
         let got = dev.search(&queries).unwrap();
@@ -122,6 +123,7 @@ fn invalid_calls_are_refused_naming_the_input() {
             beats: &h.beats,
             n_tokens: n,
             k,
+            stream: None,
         }])
         .unwrap_err()
         .to_string()
@@ -292,6 +294,7 @@ fn random_searches_match_the_golden_model_on_every_path() {
                     beats: &h.beats,
                     n_tokens: n,
                     k,
+                    stream: None,
                 };
                 let got = dev.search(&[q]).unwrap();
                 let want = golden.run(&h.query, &h.beats, n, k).unwrap();

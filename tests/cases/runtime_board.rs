@@ -223,6 +223,7 @@ fn check_calls(
                 beats: &workloads[slot].beats,
                 n_tokens: n,
                 k,
+                stream: None,
             })
             .collect();
         let got = device
@@ -348,6 +349,7 @@ fn whole(wl: &IntWorkload, k: usize) -> HeadQuery<'_> {
         beats: &wl.beats,
         n_tokens: wl.codes.nrows(),
         k,
+        stream: None,
     }
 }
 

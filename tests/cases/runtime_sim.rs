@@ -93,6 +93,7 @@ fn a_search_past_the_cycle_limit_is_a_fault_and_the_next_one_runs() {
         beats: &w.beats,
         n_tokens: n,
         k: c.topk.k_max as usize,
+        stream: None,
     };
     dev.set_cycle_limit(Some(3));
     let e = dev.search(&[search]).unwrap_err();

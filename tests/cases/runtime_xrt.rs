@@ -133,6 +133,7 @@ fn queries<'a>(heads: &'a [Head], searches: &[Search]) -> Vec<HeadQuery<'a>> {
             beats: &heads[slot].wl.beats,
             n_tokens: n,
             k,
+            stream: None,
         })
         .collect()
 }

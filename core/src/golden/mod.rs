@@ -1,6 +1,7 @@
 //! The golden model: the software reference every hardware implementation is bit-exact to
 //! (docs/design.md section 3), plus the float reference and recall used to judge quality.
 
+pub mod attention;
 pub mod codebook;
 pub mod engine;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod reference;
 pub mod scan;
 pub mod topk;
 
+pub use attention::GroupScores;
 pub use codebook::{PqCodebook, QuantCodebook, TrainOptions};
 pub use engine::{GoldenEngine, QueryResult};
 pub use error::GoldenError;

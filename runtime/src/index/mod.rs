@@ -22,6 +22,19 @@ use crate::{Device, HeadQuery, RuntimeError};
 use layer::{encode_range, stream_start, Layer, LayerState};
 pub use options::{IndexOptions, Sharding, TrainingOptions};
 
+/// A layer's searches at one decoding step, as [`Index::with_searches`] lends them.
+#[derive(Debug)]
+pub struct LayerSearches<'a> {
+    /// One search per KV head, in head order.
+    pub searches: Vec<HeadQuery<'a>>,
+    /// Each head's integer codebook (the search's slot holds it once loaded).
+    pub codebooks: Vec<&'a QuantCodebook>,
+    /// The layer's training stamp: codebooks and streams change only with it.
+    pub stamp: u64,
+    /// How the policy split the context.
+    pub split: Split,
+}
+
 /// One head's codebooks and code stream, as [`Index::head_codes`] returns them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeadCodes {
@@ -423,6 +436,43 @@ impl Index {
         self.select_inner(layer, queries, Some(k))
     }
 
+    /// Runs `f` on the layer's searches for the queries `[q_heads][head_dim]` under the
+    /// policy (or `k` from the middle), without calling a device: for engines that keep the
+    /// selection where the attention runs (`cuda::GpuRetrieval::select_into`). The searches
+    /// are in KV-head order with slots `layer * kv_heads + head` and the layer's training
+    /// stamp as stream; `codebooks[h]` is head h's codebook, to load when `stamp` is new to
+    /// the engine. `f` runs under the layer's lock, so appends to it wait.
+    pub fn with_searches<R>(
+        &self,
+        layer: usize,
+        queries: ArrayView2<f32>,
+        k: Option<usize>,
+        f: impl FnOnce(&LayerSearches<'_>) -> R,
+    ) -> Result<R, RuntimeError> {
+        let slot = self.layer(layer)?;
+        let qs = self.quantize_queries(queries)?;
+        let g = slot.wait_trained(layer, slot.lock(layer)?)?;
+        let trained = self.trained_or_err(layer, &g)?;
+        let split = self.split(g.tokens, k)?;
+        let heads = self.opts.kv_heads;
+        let searches = (0..heads)
+            .map(|h| HeadQuery {
+                slot: layer * heads + h,
+                query: &qs[h],
+                beats: &trained.heads[h].beats,
+                n_tokens: split.middle,
+                k: split.topk,
+                stream: Some(trained.stamp),
+            })
+            .collect();
+        Ok(f(&LayerSearches {
+            searches,
+            codebooks: trained.heads.iter().map(|h| &h.quant).collect(),
+            stamp: trained.stamp,
+            split,
+        }))
+    }
+
     fn select_inner(
         &self,
         layer: usize,
@@ -576,6 +626,7 @@ impl Index {
                 beats: &trained.heads[h].beats,
                 n_tokens: split.middle,
                 k: split.topk,
+                stream: Some(trained.stamp),
             })
             .collect();
         let results = served.device.search(&searches)?;
