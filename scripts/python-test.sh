@@ -15,7 +15,8 @@ fi
 # and 1.5 minutes the first time (it does not import without them). Where PyTorch's CPU-only
 # index is reachable, PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu picks its much
 # smaller +cpu build instead. Re-runs skip what is installed (seconds).
-.venv/bin/pip install -q --disable-pip-version-check "torch>=2.6" "transformers>=5"
+# --no-cache-dir: the wheels (about 3 GB) are not kept twice on disk.
+.venv/bin/pip install -q --disable-pip-version-check --no-cache-dir "torch>=2.6" "transformers>=5"
 
 wheels=target/python-wheels
 rm -rf "$wheels"
