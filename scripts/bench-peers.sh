@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kvpq against its peers, side by side, in one run: regenerates the host part of
-# docs/benchmarks.md (retrieval quality against Faiss IndexPQ with the same codebooks, and
-# host speed per core against Faiss IndexPQ / IndexPQFastScan on one thread).
+# docs/benchmarks.md (retrieval quality against Faiss IndexPQ with the same codebooks, k-means
+# training against Faiss's on the same points, and host speed per core against Faiss IndexPQ /
+# IndexPQFastScan on one thread).
 #
 #   bash scripts/bench-peers.sh                       # the structured synthetic workload
 #   bash scripts/bench-peers.sh KEYS.npy QUERIES.npy  # and a user's pair: keys [N][D], queries [Q][D]
@@ -30,6 +31,8 @@ grid=2:6,4:8,8:8,16:8,32:4
 {
     $peers quality --data "$work/synthetic" --grid "$grid"
     $py quality --data "$work/synthetic" --grid "$grid"
+    $peers train --data "$work/synthetic"
+    $py train --data "$work/synthetic"
     # Alternating rounds: a noisy machine slows both sides alike.
     for _ in 1 2 3; do
         $peers speed --data "$work/synthetic"
@@ -71,7 +74,7 @@ HEADER
     fi
     echo
     cat <<'FOOTER'
-Not in this table yet (issue [10] goes on): training against Faiss's k-means, the GPU rows
+Not in this table yet (issue [10] goes on): the GPU rows
 (the `gpu` device against PyTorch, docs/gpu.md has the device alone), and the accelerator's
 projected rows.
 FOOTER

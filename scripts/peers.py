@@ -23,6 +23,11 @@ import time
 import numpy as np
 
 
+def emit(**row) -> None:
+    """One result row: a JSON object on its own line."""
+    print(json.dumps(row), flush=True)
+
+
 def exact_top_k(keys: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest inner products (ties to the smaller index)."""
     s = keys @ q
@@ -63,20 +68,51 @@ def quality(data: pathlib.Path, grid: list[str], k_frac: float) -> None:
         _, found = index.search(queries, k)
         recalls = [len(np.intersect1d(f, e)) / k for f, e in zip(found, exact)]
         masses = [mass(keys, g, f[f >= 0]) for g, f in zip(group, found)]
-        print(
-            json.dumps(
-                {
-                    "section": "quality",
-                    "peer": "faiss IndexPQ",
-                    "m": m,
-                    "bits": bits,
-                    "tokens": n,
-                    "k": k,
-                    "recall": float(np.mean(recalls)),
-                    "mass": float(np.mean(masses)),
-                }
-            ),
-            flush=True,
+        emit(
+            section="quality",
+            peer="faiss IndexPQ",
+            m=m,
+            bits=bits,
+            tokens=n,
+            k=k,
+            recall=float(np.mean(recalls)),
+            mass=float(np.mean(masses)),
+        )
+
+
+def train(data: pathlib.Path, grid: list[str], iters: int) -> None:
+    """Faiss's k-means (ProductQuantizer.train) on the points kvpq trained on, the same
+    iterations, all cores: seconds and the recall@k of Faiss's own codebooks."""
+    import faiss
+
+    keys = np.load(data / "keys.npy").astype(np.float32)
+    queries = np.load(data / "queries.npy").astype(np.float32)
+    n, d = keys.shape
+    k = max(1, int(n * 0.05))
+    exact = [exact_top_k(keys, q, k) for q in queries]
+    for pair in grid:
+        m, bits = (int(x) for x in pair.split(":"))
+        points = np.load(data / f"train_points_m{m}_b{bits}.npy").astype(np.float32)
+        index = faiss.IndexPQ(d, m, bits, faiss.METRIC_INNER_PRODUCT)
+        index.pq.cp.niter = iters
+        index.pq.cp.min_points_per_centroid = 1
+        index.pq.cp.max_points_per_centroid = len(points)
+        t = time.perf_counter()
+        index.train(points)
+        seconds = time.perf_counter() - t
+        index.add(keys)
+        _, found = index.search(queries, k)
+        recalls = [len(np.intersect1d(f, e)) / k for f, e in zip(found, exact)]
+        emit(
+            section="train",
+            peer="faiss k-means",
+            m=m,
+            bits=bits,
+            points=len(points),
+            iters=iters,
+            threads=faiss.omp_get_max_threads(),
+            seconds=seconds,
+            recall=float(np.mean(recalls)),
         )
 
 
@@ -115,20 +151,15 @@ def speed(data: pathlib.Path, grid: list[str], tokens: list[int], reps: int) -> 
                 index.search(q, k)
                 times.append(time.perf_counter() - t)
             median = float(np.median(times))
-            print(
-                json.dumps(
-                    {
-                        "section": "speed",
-                        "peer": type(index).__name__.replace("Index", "faiss Index"),
-                        "m": m,
-                        "bits": bits,
-                        "tokens": n,
-                        "k": k,
-                        "seconds": median,
-                        "tokens_per_s": n / median,
-                    }
-                ),
-                flush=True,
+            emit(
+                section="speed",
+                peer=type(index).__name__.replace("Index", "faiss Index"),
+                m=m,
+                bits=bits,
+                tokens=n,
+                k=k,
+                seconds=median,
+                tokens_per_s=n / median,
             )
 
 
@@ -192,6 +223,28 @@ def report(rows_path: pathlib.Path, machine: str) -> str:
                 f"{p['tokens_per_s'] / 1e6:.1f} | {ratio:.2f} | >= {need:.0f}x: {met} |"
             )
         out.append("")
+    t_kvpq = {(r["m"], r["bits"]): r for r in rows if r["section"] == "train" and r["peer"] == "kvpq k-means"}
+    t_faiss = {(r["m"], r["bits"]): r for r in rows if r["section"] == "train" and r["peer"] != "kvpq k-means"}
+    if t_kvpq:
+        any_row = next(iter(t_kvpq.values()))
+        out.append(
+            f"## Training ({machine}; the same points and {any_row['iters']} Lloyd iterations on both "
+            f"sides, {any_row['threads']} threads)\n"
+        )
+        out.append(
+            "| M | bits | points | kvpq k-means (s) | Faiss k-means (s) | kvpq / Faiss | "
+            "recall@k, kvpq codebooks (integer path) | recall@k, Faiss codebooks |"
+        )
+        out.append("|---|---|---|---|---|---|---|---|")
+        for key, r in t_kvpq.items():
+            f = t_faiss.get(key)
+            if not f:
+                continue
+            out.append(
+                f"| {key[0]} | {key[1]} | {r['points']} | {r['seconds']:.3f} | {f['seconds']:.3f} | "
+                f"{r['seconds'] / f['seconds']:.2f} | {r['recall']:.4f} | {f['recall']:.4f} |"
+            )
+        out.append("")
     return "\n".join(out)
 
 
@@ -207,6 +260,10 @@ def main() -> None:
     sp.add_argument("--grid", default="2:6,16:8,32:4")
     sp.add_argument("--tokens", default="32768,131072")
     sp.add_argument("--reps", type=int, default=15)
+    tr = sub.add_parser("train")
+    tr.add_argument("--data", type=pathlib.Path, required=True)
+    tr.add_argument("--grid", default="2:6,16:8,32:4")
+    tr.add_argument("--iters", type=int, default=10)
     r = sub.add_parser("report")
     r.add_argument("--rows", type=pathlib.Path, required=True)
     r.add_argument("--machine", default="this machine")
@@ -215,6 +272,8 @@ def main() -> None:
         print(report(args.rows, args.machine))
     elif args.command == "quality":
         quality(args.data, args.grid.split(","), args.k_frac)
+    elif args.command == "train":
+        train(args.data, args.grid.split(","), args.iters)
     elif args.command == "speed":
         speed(args.data, args.grid.split(","), [int(t) for t in args.tokens.split(",")], args.reps)
 

@@ -81,10 +81,33 @@ enum Command {
         #[arg(long, default_value_t = 15)]
         reps: usize,
     },
+    /// Training: kvpq's k-means on a sample of the keys (written as `train_points.npy`, so
+    /// Faiss trains on the same points) for a fixed number of iterations, per (M, bits):
+    /// seconds and the recall@k of the resulting codebooks on the integer path.
+    Train {
+        /// Folder of `data`.
+        #[arg(long)]
+        data: PathBuf,
+        /// (M, bits) pairs.
+        #[arg(long, value_delimiter = ',', default_value = "2:6,16:8,32:4")]
+        grid: Vec<String>,
+        /// Training points per centroid (the runtime's default is 64; Faiss caps at 256).
+        #[arg(long, default_value_t = 64)]
+        points_per_centroid: usize,
+        /// Lloyd iterations (no early stop, on both sides).
+        #[arg(long, default_value_t = 10)]
+        iters: usize,
+    },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Train {
+            data,
+            grid,
+            points_per_centroid,
+            iters,
+        } => train(&data, &grid, points_per_centroid, iters),
         Command::Speed {
             data,
             grid,
@@ -185,6 +208,67 @@ fn speed(dir: &Path, grid: &[String], tokens: &[usize], reps: usize) -> Result<(
                 })
             );
         }
+    }
+    Ok(())
+}
+
+fn train(dir: &Path, grid: &[String], per_centroid: usize, iters: usize) -> Result<()> {
+    let keys = read2(&dir.join("keys.npy"))?;
+    let queries = read2(&dir.join("queries.npy"))?;
+    let (n, d) = keys.dim();
+    let k = ((n as f64 * 0.05) as usize).max(1);
+    let exact: Vec<Vec<u32>> = queries
+        .outer_iter()
+        .into_par_iter()
+        .map(|q| exact_top_k(keys.view(), q, k))
+        .collect();
+    for pair in grid {
+        let (m, bits) = shape(pair)?;
+        // Every p-th key: a deterministic sample both sides train on.
+        let points = (per_centroid << bits).min(n);
+        let step = n / points;
+        let sample = keys.slice(s![..step * points;step, ..]).to_owned();
+        write_npy_f32(
+            &dir.join(format!("train_points_m{m}_b{bits}.npy")),
+            sample.view(),
+        )?;
+        let opts = TrainOptions {
+            max_iters: iters,
+            tolerance: 0.0,
+            seed: 0,
+        };
+        let t = std::time::Instant::now();
+        let cb = PqCodebook::train(sample.view(), m as usize, bits, &opts, None)?;
+        let seconds = t.elapsed().as_secs_f64();
+        let acc = accelerator(d, m, bits, n, k)?;
+        let engine = GoldenEngine::new(&acc, cb.quantize(acc.config().quant.centroid_bits)?)?;
+        let beats = kvpq_core::golden::packing::pack(
+            &acc.derived().layout,
+            cb.encode(keys.view())?.view(),
+        )?;
+        let recalls: Vec<f64> = queries
+            .outer_iter()
+            .into_par_iter()
+            .zip(&exact)
+            .map(|(q, e)| -> Result<f64> {
+                let qq = engine.quantize_query(q.as_slice().context("contiguous query")?)?;
+                let ids: Vec<u32> = engine
+                    .run(&qq.values, &beats, n, k)?
+                    .hits
+                    .iter()
+                    .map(|h| h.index)
+                    .collect();
+                Ok(recall(&ids, e))
+            })
+            .collect::<Result<_>>()?;
+        println!(
+            "{}",
+            json!({
+                "section": "train", "peer": "kvpq k-means", "m": m, "bits": bits,
+                "points": sample.nrows(), "iters": iters, "threads": rayon::current_num_threads(),
+                "seconds": seconds, "recall": mean(recalls.into_iter()),
+            })
+        );
     }
     Ok(())
 }
