@@ -238,15 +238,17 @@ fn random_head(
 fn random_searches_match_the_golden_model_on_every_path() {
     // Joint path: unrolled readers of 12-, 10- and 8-bit tokens, and the generic reader
     // (12 bits in a 256-bit beat, 4 bits in a 64-bit one). General path: byte groups in
-    // whole words (M = 32, b = 4 as pairs; M = 16, b = 8), and the generic group reader
-    // (24- and 48-bit tokens).
-    let shapes: [(u32, u32, u32, u32); 10] = [
+    // whole words (M = 16, b = 8), byte shuffles for 4-bit codes where the CPU has AVX2
+    // (M = 32 in one 16-byte column, M = 16 in half of one; else byte groups as pairs), and
+    // the generic group reader (24- and 48-bit tokens).
+    let shapes: [(u32, u32, u32, u32); 11] = [
         (128, 2, 6, 512),
         (20, 2, 5, 512),
         (16, 2, 4, 512),
         (24, 3, 4, 256),
         (16, 2, 2, 64),
         (128, 32, 4, 512),
+        (64, 16, 4, 256),
         (128, 16, 8, 512),
         (96, 3, 8, 512),
         (48, 8, 6, 512),

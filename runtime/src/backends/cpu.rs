@@ -12,7 +12,9 @@
 //!   first of those at T (the tie rule) into the output. The output is then in ascending
 //!   token index without a sort.
 //! - General path: the M codes are scored a group at a time (several codes of b <= 4 bits
-//!   share one table of their summed entries, so M = 32, b = 4 is 16 lookups), the score's
+//!   share one table of their summed entries, so M = 32, b = 4 is 16 lookups; on x86-64
+//!   with AVX2, 4-bit codes are looked up 32 tokens at a time by byte shuffles instead,
+//!   [`nibbles`]), the score's
 //!   high-digit histogram is filled in the same pass, a radix select finds the k-th score,
 //!   and one pass in index order over the tokens that can reach it keeps the same hits, in
 //!   ascending token index.
@@ -33,6 +35,9 @@ use std::sync::Arc;
 
 use crate::checks::Slots;
 use crate::{Device, HeadQuery, RuntimeError};
+
+#[cfg(target_arch = "x86_64")]
+mod nibbles;
 
 /// Widest token code field scored through a joint table (2^12 codes: the count, bucket and
 /// score tables of the joint path stay in L1).
@@ -98,19 +103,25 @@ impl Device for CpuDevice {
         let layout = self.acc.derived().layout;
         let widths = self.acc.derived().widths;
         let digits = Digits::new(widths.score_bits);
-        let work = || {
-            queries
-                .par_iter()
-                .zip(checked)
-                .map(|(q, codebook)| {
-                    let (table, shift) = lut(q.query, codebook, widths.lut_bits, widths.acc_bits);
-                    QueryResult {
-                        hits: search_one(&table, &layout, q.beats, q.n_tokens, q.k, &digits),
-                        shift,
-                    }
-                })
-                .collect()
+        let one = |(q, codebook): (&HeadQuery, &QuantCodebook)| {
+            let (table, shift) = lut(q.query, codebook, widths.lut_bits, widths.acc_bits);
+            QueryResult {
+                hits: search_one(&table, &layout, q.beats, q.n_tokens, q.k, &digits),
+                shift,
+            }
         };
+        // One search, or one thread to run on: the calling thread does the work itself
+        // (handing it to a pool thread and waking up again would cost more than a short
+        // search), still on one core.
+        if queries.len() == 1
+            || self
+                .pool
+                .as_ref()
+                .is_some_and(|p| p.current_num_threads() == 1)
+        {
+            return Ok(queries.iter().zip(checked).map(one).collect());
+        }
+        let work = || queries.par_iter().zip(checked).map(one).collect();
         Ok(match &self.pool {
             Some(pool) => pool.install(work),
             None => work(),
@@ -593,6 +604,37 @@ fn general_top_k(
     k: usize,
     digits: &Digits,
 ) -> Vec<Hit> {
+    // The scores and the histogram of their high digit, in a buffer each thread keeps
+    // (a fresh one per search would be mapped and faulted in page by page).
+    SCORES.with_borrow_mut(|scores| {
+        scores.clear();
+        scores.resize(n, 0);
+        let mut high = vec![0u32; digits.high_bins()];
+        #[cfg(target_arch = "x86_64")]
+        if nibbles::score(lut, layout, beats, scores) {
+            return select_sampled(scores, k).unwrap_or_else(|| {
+                histogram(scores, digits, &mut high);
+                select(scores, k, digits, &high)
+            });
+        }
+        let mut out = Scores {
+            scores,
+            high: &mut high,
+            digits,
+        };
+        score_tables(lut, layout, beats, &mut out);
+        select(scores, k, digits, &high)
+    })
+}
+
+thread_local! {
+    /// The general path's score buffer of this thread.
+    static SCORES: std::cell::RefCell<Vec<i32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The general path's scalar scoring: codes summed a group at a time through tables of
+/// their summed entries, the high-digit histogram filled in the same pass.
+fn score_tables(lut: &[i32], layout: &CodeLayout, beats: &[u64], out: &mut Scores) {
     let (m, b) = (layout.m as usize, layout.code_bits as usize);
     let g = codes_per_group(layout.code_bits);
     // tables[j][x]: sum of the LUT entries of the codes packed in x (group j).
@@ -608,26 +650,17 @@ fn general_top_k(
             t
         })
         .collect();
-    // The scores, and the histogram of their high digit in the same pass.
-    let mut scores = vec![0i32; n];
-    let mut high = vec![0u32; digits.high_bins()];
-    let mut out = Scores {
-        scores: &mut scores,
-        high: &mut high,
-        digits,
-    };
     let token_bits = layout.token_bits() as usize;
     if g * b == 8 && token_bits.is_multiple_of(64) {
         match token_bits / 64 {
-            1 => score_bytes::<1>(&tables, layout, beats, &mut out),
-            2 => score_bytes::<2>(&tables, layout, beats, &mut out),
-            4 => score_bytes::<4>(&tables, layout, beats, &mut out),
-            _ => score_groups(&tables, g * b, layout, beats, &mut out),
+            1 => score_bytes::<1>(&tables, layout, beats, out),
+            2 => score_bytes::<2>(&tables, layout, beats, out),
+            4 => score_bytes::<4>(&tables, layout, beats, out),
+            _ => score_groups(&tables, g * b, layout, beats, out),
         }
     } else {
-        score_groups(&tables, g * b, layout, beats, &mut out);
+        score_groups(&tables, g * b, layout, beats, out);
     }
-    select(&scores, k, digits, &high)
 }
 
 /// Where the general path's scoring writes: one score per token, and the histogram of
@@ -733,20 +766,94 @@ pub fn top_k_radix(scores: &[i32], k: usize, score_bits: u32) -> Vec<Hit> {
     select(scores, k, &digits, &high)
 }
 
+/// Adds the high digits of `scores` to `high`. Neighbouring scores often share a digit:
+/// four histograms, one per token of a group of four, keep those increments from waiting on
+/// each other.
+fn histogram(scores: &[i32], digits: &Digits, high: &mut [u32]) {
+    let bins = high.len();
+    let mut four = vec![0u32; 4 * bins];
+    let (groups, rest) = scores.as_chunks::<4>();
+    for g in groups {
+        for (h, &s) in g.iter().enumerate() {
+            four[h * bins + digits.high(digits.key(s))] += 1;
+        }
+    }
+    for &s in rest {
+        four[digits.high(digits.key(s))] += 1;
+    }
+    for (b, count) in high.iter_mut().enumerate() {
+        *count += four[b] + four[bins + b] + four[2 * bins + b] + four[3 * bins + b];
+    }
+}
+
+/// Scores in a run tested at once for one that can reach the k-th.
+const RUN: usize = 16;
+
+/// Keeps, in index order, every index whose score is at or above `floor`. Most runs of
+/// scores hold none: a run is tested at once (a branch-free fold the compiler vectorizes),
+/// and only then are its indices appended, branch-free.
+fn at_least(scores: &[i32], floor: i32, capacity: usize) -> Vec<u32> {
+    let mut kept = vec![0u32; capacity + RUN];
+    let mut len = 0;
+    for (r, run) in scores.chunks(RUN).enumerate() {
+        if !run.iter().fold(false, |a, &s| a | (s >= floor)) {
+            continue;
+        }
+        if kept.len() < len + RUN {
+            kept.resize(2 * kept.len() + RUN, 0);
+        }
+        for (i, &s) in run.iter().enumerate() {
+            kept[len] = (r * RUN + i) as u32;
+            len += usize::from(s >= floor);
+        }
+    }
+    kept.truncate(len);
+    kept
+}
+
+/// The exact top-k of `scores` (1 <= k <= scores.len()) in ascending index, through a
+/// floor estimated from every 16th score: one pass keeps every score at or above it, and
+/// the k-th largest is found among those alone. Exact whenever at least k scores reach the
+/// floor (then the k-th largest of all is among them); `None` otherwise, or when k is too
+/// close to N for a sample to help, and the caller selects by histogram.
+fn select_sampled(scores: &[i32], k: usize) -> Option<Vec<Hit>> {
+    const STRIDE: usize = 16;
+    let mut sample: Vec<i32> = scores.iter().step_by(STRIDE).copied().collect();
+    // The sample's rank of the floor, from the top: k's share and a margin of about three
+    // standard deviations, so the floor is rarely too high.
+    let share = k.div_ceil(STRIDE);
+    let rank = share + 3 * (share as f64).sqrt().ceil() as usize + 4;
+    if rank >= sample.len() / 2 {
+        return None;
+    }
+    let (_, &mut floor, _) = sample.select_nth_unstable_by(rank, |a, b| b.cmp(a));
+    let kept = at_least(scores, floor, (rank + 1) * STRIDE * 5 / 4);
+    if kept.len() < k {
+        return None;
+    }
+    let mut top: Vec<i32> = kept.iter().map(|&i| scores[i as usize]).collect();
+    let (above, &mut kth, _) = top.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+    let mut equal_left = k - above.iter().filter(|&&s| s > kth).count();
+    let mut hits = Vec::with_capacity(k);
+    for &i in &kept {
+        let score = scores[i as usize];
+        if score > kth || (score == kth && equal_left > 0) {
+            equal_left -= usize::from(score == kth);
+            hits.push(Hit { index: i, score });
+        }
+    }
+    Some(hits)
+}
+
 /// [`top_k_radix`] once the high-digit histogram `high` of `scores` is known
 /// (1 <= k <= scores.len()).
 fn select(scores: &[i32], k: usize, digits: &Digits, high: &[u32]) -> Vec<Hit> {
     // One pass keeps every index whose high digit is at or above the k-th's (their count is
     // known; no branch per score); the low digit is resolved among those alone.
     let (bin, above_high) = kth_bin(high, k);
-    let floor = (bin as u32) << digits.lo_bits;
-    let mut kept = vec![0u32; above_high + high[bin] as usize + 1];
-    let mut len = 0;
-    for (i, &s) in scores.iter().enumerate() {
-        kept[len] = i as u32;
-        len += usize::from(digits.key(s) >= floor);
-    }
-    kept.truncate(len);
+    // The lowest score of the k-th's high digit (keys are scores + bias, in order).
+    let floor = ((i64::from(bin as u32) << digits.lo_bits) - digits.bias) as i32;
+    let kept = at_least(scores, floor, above_high + high[bin] as usize);
     let threshold = digits.threshold(high, k, |bin, low| {
         for &i in &kept {
             let key = digits.key(scores[i as usize]);
@@ -897,7 +1004,36 @@ mod tests {
                     top_k(&scores, k),
                     "seed {seed} n {n} bits {bits} k {k}"
                 );
+                if (1..=n).contains(&k) {
+                    if let Some(hits) = select_sampled(&scores, k) {
+                        assert_eq!(
+                            hits,
+                            top_k(&scores, k),
+                            "sampled: seed {seed} n {n} bits {bits} k {k}"
+                        );
+                    }
+                }
             }
         }
+    }
+
+    #[test]
+    fn sampled_select_is_exact_or_declines() {
+        // Spread and ties: the floor lands inside long runs of equal scores.
+        let scores = draw(11, 50_000, 40);
+        for k in [1, 100, 2500, 5000] {
+            let hits = select_sampled(&scores, k).expect("a sample this large finds a floor");
+            assert_eq!(hits, top_k(&scores, k), "k {k}");
+        }
+        let equal = vec![5; 40_000];
+        assert_eq!(select_sampled(&equal, 2000), Some(top_k(&equal, 2000)));
+        // Every 16th score high, the rest low: the sample puts the floor above all but
+        // N/16 scores, too few for k = N/10, and the caller's histogram select takes over.
+        let skewed: Vec<i32> = (0..32_768)
+            .map(|i| if i % 16 == 0 { 1000 } else { i % 7 })
+            .collect();
+        assert_eq!(select_sampled(&skewed, 3276), None);
+        // k close to N: no sample helps.
+        assert_eq!(select_sampled(&scores, 49_000), None);
     }
 }
