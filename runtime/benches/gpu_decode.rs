@@ -11,8 +11,10 @@
 //! selection keeps ~90 % of the previous one (and the hit rate measured); sparse attention
 //! over the gathered rows; and a sparse step (hot gather + attention).
 
+mod common;
+
+use common::median_us;
 use std::collections::HashSet;
-use std::time::Instant;
 
 use kvpq_runtime::cuda::{
     upload, zeros, Attention, DeviceKv, DeviceSelection, GatherBuf, Gpu, HostKv, HotCache, KvShape,
@@ -27,19 +29,6 @@ const KV_HEADS: usize = 8;
 const D: usize = 128;
 /// Tokens written to host memory per call while filling a layer.
 const FILL: usize = 8_192;
-
-fn median_us(mut f: impl FnMut(), reps: usize) -> f64 {
-    f(); // warm-up: first-call allocations
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[reps / 2]
-}
 
 /// `s` distinct ascending ids of `0..n` per head.
 fn selection(rng: &mut ChaCha8Rng, n: usize, s: usize) -> Vec<u32> {

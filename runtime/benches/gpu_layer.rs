@@ -8,6 +8,9 @@
 //! does. Codes are resident: the timed calls copy no codes (the `+ 1 token` column copies
 //! the appended words through the job table, as a decoding step does).
 
+mod common;
+
+use common::median_us;
 use std::time::Instant;
 
 use kvpq_core::golden::packing::pack;
@@ -24,19 +27,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const HEADS: usize = 8;
-
-fn median_us(mut f: impl FnMut(), reps: usize) -> f64 {
-    f(); // warm-up: first-call allocations
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[reps / 2]
-}
 
 fn main() {
     let gpu = match Gpu::open(0) {

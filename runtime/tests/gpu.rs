@@ -4,39 +4,20 @@
 //! a GPU every test checks that opening one is refused cleanly, then stops (the GPU
 //! machine's output is kept in docs/measurements.md).
 
+mod common;
+
+use common::gpu;
 use kvpq_core::golden::packing::pack;
 use kvpq_core::golden::{GoldenEngine, QuantCodebook};
 use kvpq_core::spec::{
     Accelerator, AcceleratorBuilder, EngineConfig, PqConfig, QuantConfig, ScannerConfig, TopKConfig,
 };
 use kvpq_runtime::backends::gpu::GpuDevice;
-use kvpq_runtime::cuda::{DeviceSelection, Gpu};
+use kvpq_runtime::cuda::DeviceSelection;
 use kvpq_runtime::{Device, HeadQuery, RuntimeError, Split};
 use ndarray::{Array2, Array3};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-/// The GPU, or `None` after checking that its absence is reported as `Unavailable`.
-fn gpu() -> Option<std::sync::Arc<Gpu>> {
-    match Gpu::open(0) {
-        Ok(g) => {
-            eprintln!(
-                "GPU: {} (sm_{}{})",
-                g.name(),
-                g.capability().0,
-                g.capability().1
-            );
-            Some(g)
-        }
-        Err(RuntimeError::Unavailable { backend, reason }) => {
-            assert_eq!(backend, "gpu");
-            assert!(!reason.is_empty());
-            eprintln!("no GPU, skipped: {reason}");
-            None
-        }
-        Err(e) => panic!("opening a GPU must succeed or be Unavailable: {e}"),
-    }
-}
 
 fn accelerator(d: u32, m: u32, b: u32, beat: u32, max_tokens: u32, k_max: u32) -> Accelerator {
     AcceleratorBuilder::new("gpu-test", PqConfig::new(d, m, b))

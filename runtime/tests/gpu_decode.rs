@@ -5,6 +5,9 @@
 //! equals sparse attention over a selection of every token. Without a GPU every test checks
 //! that opening one is refused cleanly, then stops.
 
+mod common;
+
+use common::gpu;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -16,28 +19,6 @@ use kvpq_runtime::RuntimeError;
 use rand::seq::{index, IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-
-/// The GPU, or `None` after checking that its absence is reported as `Unavailable`.
-fn gpu() -> Option<Arc<Gpu>> {
-    match Gpu::open(0) {
-        Ok(g) => {
-            eprintln!(
-                "GPU: {} (sm_{}{})",
-                g.name(),
-                g.capability().0,
-                g.capability().1
-            );
-            Some(g)
-        }
-        Err(RuntimeError::Unavailable { backend, reason }) => {
-            assert_eq!(backend, "gpu");
-            assert!(!reason.is_empty());
-            eprintln!("no GPU, skipped: {reason}");
-            None
-        }
-        Err(e) => panic!("opening a GPU must succeed or be Unavailable: {e}"),
-    }
-}
 
 fn shape(
     layers: usize,
