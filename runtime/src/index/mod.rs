@@ -449,28 +449,54 @@ impl Index {
         k: Option<usize>,
         f: impl FnOnce(&LayerSearches<'_>) -> R,
     ) -> Result<R, RuntimeError> {
+        self.prepared(layer, queries, k, |qs, trained, split| {
+            let searches = (0..self.opts.kv_heads)
+                .map(|h| self.head_query(layer, h, qs, trained, &split))
+                .collect();
+            Ok(f(&LayerSearches {
+                searches,
+                codebooks: trained.heads.iter().map(|h| &h.quant).collect(),
+                stamp: trained.stamp,
+                split,
+            }))
+        })
+    }
+
+    /// Runs `f` on what a layer's searches need: the quantized queries, and, under the
+    /// layer's lock once it is trained, its codebooks and codes and the policy's split.
+    fn prepared<R>(
+        &self,
+        layer: usize,
+        queries: ArrayView2<f32>,
+        k: Option<usize>,
+        f: impl FnOnce(&[Vec<i32>], &layer::Trained, Split) -> Result<R, RuntimeError>,
+    ) -> Result<R, RuntimeError> {
         let slot = self.layer(layer)?;
         let qs = self.quantize_queries(queries)?;
         let g = slot.wait_trained(layer, slot.lock(layer)?)?;
         let trained = self.trained_or_err(layer, &g)?;
         let split = self.split(g.tokens, k)?;
-        let heads = self.opts.kv_heads;
-        let searches = (0..heads)
-            .map(|h| HeadQuery {
-                slot: layer * heads + h,
-                query: &qs[h],
-                beats: &trained.heads[h].beats,
-                n_tokens: split.middle,
-                k: split.topk,
-                stream: Some(trained.stamp),
-            })
-            .collect();
-        Ok(f(&LayerSearches {
-            searches,
-            codebooks: trained.heads.iter().map(|h| &h.quant).collect(),
-            stamp: trained.stamp,
-            split,
-        }))
+        f(&qs, trained, split)
+    }
+
+    /// The search of KV head `h` of `layer`: its slot, query and codes, the split's middle
+    /// and top-k, the layer's training stamp as its stream.
+    fn head_query<'a>(
+        &self,
+        layer: usize,
+        h: usize,
+        queries: &'a [Vec<i32>],
+        trained: &'a layer::Trained,
+        split: &Split,
+    ) -> HeadQuery<'a> {
+        HeadQuery {
+            slot: layer * self.opts.kv_heads + h,
+            query: &queries[h],
+            beats: &trained.heads[h].beats,
+            n_tokens: split.middle,
+            k: split.topk,
+            stream: Some(trained.stamp),
+        }
     }
 
     fn select_inner(
@@ -479,11 +505,19 @@ impl Index {
         queries: ArrayView2<f32>,
         k: Option<usize>,
     ) -> Result<Selection, RuntimeError> {
-        let slot = self.layer(layer)?;
-        let qs = self.quantize_queries(queries)?;
-        let g = slot.wait_trained(layer, slot.lock(layer)?)?;
-        let trained = self.trained_or_err(layer, &g)?;
-        let split = self.split(g.tokens, k)?;
+        self.prepared(layer, queries, k, |qs, trained, split| {
+            self.select_trained(layer, qs, trained, split)
+        })
+    }
+
+    /// The layer's selection from its devices, once its searches are prepared.
+    fn select_trained(
+        &self,
+        layer: usize,
+        qs: &[Vec<i32>],
+        trained: &layer::Trained,
+        split: Split,
+    ) -> Result<Selection, RuntimeError> {
         let heads = self.opts.kv_heads;
         let mut hits: Vec<Vec<u32>> = vec![Vec::new(); heads];
         if split.topk > 0 {
@@ -496,7 +530,7 @@ impl Index {
             };
             let results = if let [(d, hs)] = &groups[..] {
                 // One device: call it on this thread (its rayon work runs on the caller's pool).
-                vec![self.call(*d, layer, hs, &qs, trained, &split)?]
+                vec![self.call(*d, layer, hs, qs, trained, &split)?]
             } else {
                 // Several devices at once, each on its own OS thread: not rayon jobs, which
                 // could be stolen by a thread holding another device's lock.
@@ -504,8 +538,8 @@ impl Index {
                     let calls: Vec<_> = groups
                         .iter()
                         .map(|(d, hs)| {
-                            let (qs, trained) = (&qs, trained);
-                            scope.spawn(move || self.call(*d, layer, hs, qs, trained, &split))
+                            let split = &split;
+                            scope.spawn(move || self.call(*d, layer, hs, qs, trained, split))
                         })
                         .collect();
                     calls
@@ -620,14 +654,7 @@ impl Index {
         }
         let searches: Vec<HeadQuery> = heads
             .iter()
-            .map(|&h| HeadQuery {
-                slot: slot_of(h),
-                query: &queries[h],
-                beats: &trained.heads[h].beats,
-                n_tokens: split.middle,
-                k: split.topk,
-                stream: Some(trained.stamp),
-            })
+            .map(|&h| self.head_query(layer, h, queries, trained, split))
             .collect();
         let results = served.device.search(&searches)?;
         let s = split.sink as u32;
