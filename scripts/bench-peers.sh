@@ -1,23 +1,37 @@
 #!/usr/bin/env bash
-# kvpq against its peers, side by side, in one run: regenerates the host part of
-# docs/benchmarks.md (retrieval quality against Faiss IndexPQ with the same codebooks, k-means
-# training against Faiss's on the same points, and host speed per core against Faiss IndexPQ /
-# IndexPQFastScan on one thread).
+# kvpq against its peers, side by side, in one run: regenerates docs/benchmarks.md
+# (retrieval quality against Faiss IndexPQ with the same codebooks, k-means training against
+# Faiss's on the same points, host speed per core against Faiss IndexPQ / IndexPQFastScan on
+# one thread, the accelerator's co-simulated cycles projected at the recorded ECP5 Fmax and
+# at 250 MHz on a U55C, and the GPU rows: measured here where a GPU is present, else the
+# ones recorded in docs/peers-gpu.jsonl by scripts/bench-peers-gpu.sh on a GPU machine).
 #
 #   bash scripts/bench-peers.sh                       # the structured synthetic workload
 #   bash scripts/bench-peers.sh KEYS.npy QUERIES.npy  # and a user's pair: keys [N][D], queries [Q][D]
 #
-# Installs numpy and faiss-cpu into .venv. Each side writes JSON lines (the Rust binary
-# `peers` for kvpq, scripts/peers.py for Faiss); scripts/peers.py turns them into tables.
+# Installs numpy and faiss-cpu into .venv (torch too where a GPU is present), and the tools of
+# scripts/setup.sh (Verilator for the co-simulation; Yosys and nextpnr-ecp5 when the board's
+# bitstream has to be built for its Fmax). Each side writes JSON lines (the Rust binary
+# `peers` for kvpq, scripts/peers.py for the peers); scripts/peers.py turns them into tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
-fi
+bash scripts/setup.sh
 .venv/bin/pip install -q --disable-pip-version-check numpy faiss-cpu
-cargo build --release --locked -p kvpq-peers
+cargo build --release --locked -p kvpq-peers -p hwgen-cli
 peers=target/release/peers
+export PATH="$PWD/.venv/bin:$PATH"
+
+# The ECP5 clock: the Fmax nextpnr reached for the board's design, recorded in its build
+# folder's manifest; built here (2 to 3 minutes) when there is none for the current RTL.
+board=examples/pqcache-ulx3s.toml
+if ! fmax=$($peers fmax --config "$board" --bitstreams bitstreams 2>/dev/null); then
+    target/release/hwgen build "$board" --target ecp5 -o bitstreams
+    fmax=$($peers fmax --config "$board" --bitstreams bitstreams)
+fi
+if nvidia-smi -L >/dev/null 2>&1; then
+    PEERS=$peers bash scripts/bench-peers-gpu.sh docs/peers-gpu.jsonl
+fi
 py=".venv/bin/python scripts/peers.py"
 work=target/peers
 rm -rf "$work"
@@ -38,8 +52,11 @@ grid=2:6,4:8,8:8,16:8,32:4
         $peers speed --data "$work/synthetic"
         $py speed --data "$work/synthetic"
     done
+    # Every (M, bits, N) of the rows above; the GPU rows' layer at 512K is projected only.
+    $peers accel --ecp5-mhz "$fmax" \
+        --points 2:6:32768,2:6:131072,2:6:524288,4:8:131072,8:8:131072,16:8:32768,16:8:131072,32:4:32768,32:4:131072
 } > "$rows"
-host=$($py report --rows "$rows" --machine "$machine")
+host=$($py report --rows "$rows" --machine "$machine" --gpu-rows docs/peers-gpu.jsonl)
 
 user=""
 if [ $# -ge 2 ]; then
@@ -64,6 +81,9 @@ the context (the sinks are kept apart by the policy), 32 decoding steps' GQA-sum
 the attention mass is the mean over the group's own query heads. kvpq trains its codebooks
 (k-means, `PqCodebook::train`) and Faiss is given the same centroids, so the quality rows
 compare the scoring alone: Faiss's float ADC against kvpq's bit-exact integer datapath.
+The accelerator's columns are projections, not FPGA measurements: cycles of the generated
+RTL co-simulated in Verilator (last section), divided by a clock. Training has none: the
+codebooks are trained on the host whatever device scores.
 
 HEADER
     echo "$host"
@@ -72,11 +92,5 @@ HEADER
         echo
         echo "$user"
     fi
-    echo
-    cat <<'FOOTER'
-Not in this table yet (issue [10] goes on): the GPU rows
-(the `gpu` device against PyTorch, docs/gpu.md has the device alone), and the accelerator's
-projected rows.
-FOOTER
 } > docs/benchmarks.md
 echo "wrote docs/benchmarks.md"

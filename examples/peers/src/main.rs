@@ -10,6 +10,11 @@
 //!   reports the bit-exact engine's recall@k and attention mass, float PQ's recall with the
 //!   same codebooks, and the exact top-k's mass.
 
+mod fmax;
+mod gpu;
+
+mod accel;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -98,10 +103,20 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         iters: usize,
     },
+    /// The runtime's `gpu` device on one layer (8 KV heads) per context, and the data for
+    /// PyTorch to do the same scoring and top-k (`scripts/peers.py gpu`).
+    Gpu(gpu::GpuArgs),
+    /// The ECP5 Fmax recorded for a description's current RTL (its `hwgen build` folder).
+    Fmax(fmax::FmaxArgs),
+    /// The accelerator's cycles per query and per layer call (Verilator co-simulation or the
+    /// cycle model), projected at the recorded ECP5 Fmax and on a U55C.
+    Accel(accel::AccelArgs),
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Gpu(a) => gpu::run(&a),
+        Command::Fmax(a) => fmax::run(&a),
         Command::Train {
             data,
             grid,
@@ -121,6 +136,7 @@ fn main() -> Result<()> {
             out,
         } => data(tokens, queries, seed, &out),
         Command::Quality { data, grid, k_frac } => quality(&data, &grid, k_frac),
+        Command::Accel(a) => accel::run(&a),
     }
 }
 
@@ -189,17 +205,10 @@ fn speed(dir: &Path, grid: &[String], tokens: &[usize], reps: usize) -> Result<(
                 k,
                 stream: None,
             };
-            dev.search(&[search])?; // warm-up
-            let mut times: Vec<f64> = (0..reps)
-                .map(|_| {
-                    let t = std::time::Instant::now();
-                    let r = dev.search(&[search]);
-                    (t.elapsed().as_secs_f64(), r.is_ok())
-                })
-                .map(|(t, ok)| if ok { t } else { f64::NAN })
-                .collect();
-            times.sort_by(f64::total_cmp);
-            let median = times[reps / 2];
+            let median = median_seconds(reps, || {
+                dev.search(&[search])?;
+                Ok(())
+            })?;
             println!(
                 "{}",
                 json!({
@@ -271,6 +280,19 @@ fn train(dir: &Path, grid: &[String], per_centroid: usize, iters: usize) -> Resu
         );
     }
     Ok(())
+}
+
+/// Median wall-clock seconds of `reps` calls of `f`, after one warm-up call.
+fn median_seconds(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    let mut t = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        let start = std::time::Instant::now();
+        f()?;
+        t.push(start.elapsed().as_secs_f64());
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(t[t.len() / 2])
 }
 
 fn read2(path: &Path) -> Result<Array2<f32>> {
