@@ -32,10 +32,12 @@ work=target/peers/gpu
 rm -rf "$work"
 mkdir -p "$work"
 rows="$work/rows.jsonl"
-{
+# Alternating rounds of both sides (the same generated data each time): a noisy machine
+# slows both alike; the report takes each point's median over the rounds.
+for _ in 1 2 3; do
     "$peers" gpu --out "$work"
     $python scripts/peers.py gpu --data "$work"
-} > "$rows"
+done > "$rows"
 host="$(nproc) cores of $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 # Each row carries its machine: the GPU's name is in the rows, the host's and date here.
 $python - "$rows" "$host" "$(date -u +%Y-%m-%d)" > "$out" <<'EOF'
