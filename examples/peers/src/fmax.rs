@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use hwgen::emit::Design;
+use hwgen::targets::build_dir;
 use kvpq_core::manifest::Manifest;
 use kvpq_core::spec::{Accelerator, AcceleratorConfig};
 
@@ -26,10 +27,7 @@ pub fn run(args: &FmaxArgs) -> Result<()> {
     let cfg = AcceleratorConfig::from_toml_file(&args.config)
         .with_context(|| format!("reading {}", args.config.display()))?;
     let design = Design::render(&Accelerator::new(cfg)?).context("rendering the RTL")?;
-    let m = &design.manifest;
-    let dir = args
-        .bitstreams
-        .join(format!("{}-{}", m.config.name, &m.content_hash[..12]));
+    let dir = build_dir(&args.bitstreams, &design);
     let built = Manifest::read(&dir).with_context(|| {
         format!(
             "no ECP5 build of the current RTL in {} (hwgen build {} --target ecp5)",

@@ -118,6 +118,13 @@ pub trait Target {
     fn report(&self, acc: &Accelerator, manifest: &Manifest) -> Option<String>;
 }
 
+/// Where `hwgen build` puts the folder of `design` under `root`:
+/// `<root>/<name>-<first 12 hash digits>`, so a folder names the RTL it was built from.
+pub fn build_dir(root: &std::path::Path, design: &crate::emit::Design) -> std::path::PathBuf {
+    let m = &design.manifest;
+    root.join(format!("{}-{}", m.config.name, &m.content_hash[..12]))
+}
+
 /// The target of `platform`; `None` for `generic`, which has no platform files.
 pub fn for_platform(platform: Platform) -> Option<Box<dyn Target>> {
     match platform {

@@ -609,14 +609,17 @@ fn general_top_k(
     SCORES.with_borrow_mut(|scores| {
         scores.clear();
         scores.resize(n, 0);
-        let mut high = vec![0u32; digits.high_bins()];
+        // The histogram only where a select needs it: the sampled one does not.
+        let bins = || vec![0u32; digits.high_bins()];
         #[cfg(target_arch = "x86_64")]
         if nibbles::score(lut, layout, beats, scores) {
             return select_sampled(scores, k).unwrap_or_else(|| {
+                let mut high = bins();
                 histogram(scores, digits, &mut high);
                 select(scores, k, digits, &high)
             });
         }
+        let mut high = bins();
         let mut out = Scores {
             scores,
             high: &mut high,

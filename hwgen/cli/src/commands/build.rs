@@ -11,15 +11,9 @@ use anyhow::{anyhow, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use hwgen::emit::{write_files, Design};
-use hwgen::targets::{self, BuildOptions, Folder};
+use hwgen::targets::{self, build_dir, BuildOptions, Folder};
 use kvpq_core::manifest::Manifest;
 use kvpq_core::spec::{Accelerator, Platform};
-
-/// Where `hwgen build` puts the folder of `design`: `<root>/<name>-<first 12 hash digits>`.
-pub fn build_dir(root: &Path, design: &Design) -> PathBuf {
-    let m = &design.manifest;
-    root.join(format!("{}-{}", m.config.name, &m.content_hash[..12]))
-}
 
 fn progress_bar(label: &'static str, quiet: bool) -> ProgressBar {
     if quiet {
